@@ -1,0 +1,63 @@
+"""The one error hierarchy of edgeclf.
+
+Every error a user can cause (a bad file, a bad folder, a missing package, a model that does not
+match its manifest) is an :class:`EdgeclfError`. The command line catches this base class in one
+place and prints ``str(error)`` as a single line on stderr with exit code 1, so each message must
+say what was wrong *and* what to do about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EdgeclfError(Exception):
+    """Base class of every domain error; its message is shown to the user as one line."""
+
+
+class ImageDecodeError(EdgeclfError):
+    """An image file (or frame) could not be turned into a model input."""
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = None if path is None else str(path)
+        self.reason = reason
+        where = self.path if self.path is not None else "<image>"
+        super().__init__(f"{where}: {reason}")
+
+
+class ManifestError(EdgeclfError):
+    """A manifest is missing, unreadable, or does not match the files beside it."""
+
+
+class InputShapeError(EdgeclfError):
+    """A tensor or frame does not have the shape or dtype the model expects."""
+
+    def __init__(self, what: str, expected: object, actual: object) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{what}: expected {expected}, got {actual}")
+
+
+class BackendUnavailableError(EdgeclfError):
+    """An optional package (an interpreter, TensorFlow, OpenCV…) is not installed."""
+
+    def __init__(self, what: str, install: str) -> None:
+        self.install = install
+        super().__init__(f"{what} is not installed: {install}")
+
+
+class DatasetError(EdgeclfError):
+    """A data folder cannot be used for training, evaluation or calibration."""
+
+
+class ExportError(EdgeclfError):
+    """A model could not be converted, or a converted file failed its checks."""
+
+
+class CameraError(EdgeclfError):
+    """A camera or video source could not be opened or stopped delivering frames."""
+
+
+def missing_extra(what: str, extra: str) -> BackendUnavailableError:
+    """Error for a feature that needs one of edgeclf's extras (``train``, ``edge``, ``camera``…)."""
+    return BackendUnavailableError(what, f"pip install 'edgeclf[{extra}]'")

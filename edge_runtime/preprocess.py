@@ -1,0 +1,200 @@
+"""The one image → model-input function of edgeclf.
+
+Training data, calibration data, export validation, the runtime on the Pi and the benchmarks all
+call :func:`preprocess`, so training and deployment cannot disagree on decoding, colour order,
+orientation or the resize filter. Rescaling to the network's range is *not* done here: it lives
+inside every model's graph, and every artifact takes 0–255 uint8 RGB.
+
+Traps closed here (see ``shared/FACTS.md``): EXIF orientation (Pillow does not apply it by
+itself), BGR frames from OpenCV and picamera2, RGBA / palette / CMYK / 16-bit / grayscale images,
+a resize filter that differs between training and inference, decompression bombs.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+from edge_runtime.errors import ImageDecodeError, InputShapeError
+from edge_runtime.manifest import InputSpec
+
+# Every suffix the toolkit reads as an image, lower case. Folder scans use this one list.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+# Pillow's own default (~89.5 MP). Bigger images are refused as likely decompression bombs.
+DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+# Channel orders a numpy frame may arrive in. picamera2's "RGB888" and OpenCV both give BGR;
+# picamera2's default "XRGB8888" gives 4 channels in B, G, R, X byte order.
+FRAME_ORDERS = ("RGB", "BGR", "RGBA", "BGRA", "RGBX", "BGRX", "GRAY")
+
+_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+# Background for transparent pixels: white, as a transparent PNG looks in a browser.
+_ALPHA_BACKGROUND = (255, 255, 255)
+
+ImageSource = str | Path | bytes | Image.Image | np.ndarray
+
+# A truncated file must fail, never decode as a half-grey image.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def preprocess(
+    source: ImageSource,
+    spec: InputSpec,
+    *,
+    color_order: str = "RGB",
+    draft: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Turn an image file, encoded bytes, PIL image or camera frame into one model input.
+
+    Args:
+        source: a path, the encoded bytes of a file, a ``PIL.Image`` or a ``H×W×C`` uint8 frame.
+        spec: the model's :class:`InputSpec` (size and resize filter).
+        color_order: channel order of a numpy ``source`` (one of :data:`FRAME_ORDERS`); ignored
+            for files, which Pillow always decodes to RGB.
+        draft: let Pillow decode large JPEGs at a reduced DCT scale (still at least the model
+            size) — much faster for multi-megapixel photos. Deterministic, so training and
+            inference that both go through here get the same pixels.
+        max_pixels: refuse images with more pixels than this (decompression-bomb guard).
+
+    Returns:
+        ``uint8`` array of shape ``(spec.height, spec.width, 3)``, RGB, C-contiguous.
+
+    Raises:
+        ImageDecodeError: the source is empty, not an image, truncated, corrupt or too large.
+        InputShapeError: a numpy frame has an unsupported shape, dtype or channel order.
+    """
+    image = load_image(source, color_order=color_order, draft_size=spec.size if draft else None, max_pixels=max_pixels)
+    return resize_image(image, spec)
+
+
+def resize_image(image: Image.Image, spec: InputSpec) -> np.ndarray:
+    """Resize an RGB image to the model size with the spec's filter; return it as a uint8 array."""
+    if image.size != spec.size:
+        image = image.resize(spec.size, _FILTERS[spec.resize_filter])
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    color_order: str = "RGB",
+    draft_size: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Decode ``source`` to an upright RGB ``PIL.Image`` (no resize). See :func:`preprocess`."""
+    if isinstance(source, np.ndarray):
+        return _frame_to_image(source, color_order)
+    if isinstance(source, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(source) or source, None)
+    path = None if isinstance(source, (bytes, bytearray)) else Path(source)
+    try:
+        if path is not None:
+            if path.is_dir():
+                raise ImageDecodeError(path, "is a folder, not an image file")
+            if path.stat().st_size == 0:
+                raise ImageDecodeError(path, "empty file (0 bytes)")
+            stream: io.IOBase | Path = path
+        else:
+            if len(source) == 0:
+                raise ImageDecodeError(None, "empty image data (0 bytes)")
+            stream = io.BytesIO(source)
+        with warnings.catch_warnings():
+            # We apply our own pixel limit below; Pillow's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(stream) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageDecodeError(
+                        path,
+                        f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the "
+                        f"{max_pixels / 1e6:.0f} MP limit for decompression bombs; downscale it first",
+                    )
+                if draft_size is not None and image.format == "JPEG":
+                    _draft(image, draft_size)
+                image.load()  # decode now, inside the try: truncation surfaces here
+                return _to_rgb(ImageOps.exif_transpose(image) or image, path)
+    except ImageDecodeError:
+        raise
+    except FileNotFoundError:
+        raise ImageDecodeError(path, "no such file") from None
+    except PermissionError:
+        raise ImageDecodeError(path, "permission denied") from None
+    except Image.UnidentifiedImageError:
+        raise ImageDecodeError(path, "not an image (Pillow cannot identify this file)") from None
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(path, f"refused as a decompression bomb ({error})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
+        raise ImageDecodeError(path, f"corrupt or truncated image ({error})") from None
+
+
+def _draft(image: Image.Image, size: tuple[int, int]) -> None:
+    """Ask the JPEG decoder for a reduced scale that is still at least ``size`` after rotation."""
+    orientation = image.getexif().get(0x0112, 1)
+    width, height = size
+    if orientation in (5, 6, 7, 8):  # rotated by 90°: the stored image is transposed
+        width, height = height, width
+    image.draft("RGB", (width, height))
+
+
+def _to_rgb(image: Image.Image, path: Path | None) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; alpha is composited on white."""
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)  # animated GIF/WebP: the first frame
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit (or 32-bit int) grey: scale to 8 bits rather than clipping at 255.
+        array = np.asarray(image, dtype=np.int64)
+        peak = 65535 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255
+        array = np.clip(array * 255 // peak, 0, 255).astype(np.uint8)
+        return Image.fromarray(array, "L").convert("RGB")
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        high = 1.0 if float(array.max(initial=0.0)) <= 1.0 else 255.0
+        array = np.clip(np.rint(array * (255.0 / high)), 0, 255).astype(np.uint8)
+        return Image.fromarray(array, "L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*_ALPHA_BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as error:
+        raise ImageDecodeError(path, f"unsupported image mode {mode!r} ({error})") from None
+
+
+def _frame_to_image(frame: np.ndarray, color_order: str) -> Image.Image:
+    """Turn a camera frame in a declared channel order into an RGB PIL image."""
+    if color_order not in FRAME_ORDERS:
+        raise InputShapeError("frame channel order", " or ".join(FRAME_ORDERS), color_order)
+    if frame.dtype != np.uint8:
+        raise InputShapeError("frame dtype", "uint8", str(frame.dtype))
+    if frame.ndim == 2 or color_order == "GRAY":
+        if frame.ndim == 3 and frame.shape[2] == 1:
+            frame = frame[:, :, 0]
+        if frame.ndim != 2:
+            raise InputShapeError("grayscale frame shape", "(H, W) or (H, W, 1)", frame.shape)
+        return Image.fromarray(np.ascontiguousarray(frame), "L").convert("RGB")
+    expected_channels = 3 if color_order in ("RGB", "BGR") else 4
+    if frame.ndim != 3 or frame.shape[2] != expected_channels:
+        raise InputShapeError(f"{color_order} frame shape", f"(H, W, {expected_channels})", frame.shape)
+    rgb = frame[:, :, 2::-1] if color_order.startswith("BGR") else frame[:, :, :3]
+    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")

@@ -1,0 +1,1 @@
+"""The ``edgeclf`` command line: one entry point over the trainer, exporter, runtime and benchmarks."""

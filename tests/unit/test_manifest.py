@@ -1,0 +1,102 @@
+"""The manifest round-trips, validates, and refuses what it cannot use with one clear error."""
+
+import json
+
+import pytest
+
+from edge_runtime.errors import ManifestError
+from edge_runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
+
+
+def _manifest(**overrides):
+    fields = dict(labels=("cars", "elephants"), input=InputSpec(64, 48), output_activation="sigmoid", preset="tiny")
+    fields.update(overrides)
+    return Manifest(**fields)
+
+
+def _artifact(fmt="tflite-int8"):
+    return Artifact(
+        format=fmt,
+        precision="int8",
+        file=f"model_{fmt}.tflite",
+        size_bytes=123,
+        sha256="ab" * 32,
+        backend="litert",
+        inputs=(TensorInfo("images", "uint8", (1, 64, 48, 3), 1.0, 0),),
+        outputs=(TensorInfo("scores", "uint8", (1, 1), 0.00390625, 0),),
+        op_versions={"CONV_2D": 3},
+    )
+
+
+def test_round_trip_through_json_file(tmp_path):
+    manifest = _manifest(metrics={"val_accuracy": 0.9}).with_artifact(_artifact())
+    manifest.save(tmp_path)
+    loaded = Manifest.load(tmp_path)
+    assert loaded == manifest
+    assert loaded.artifact("tflite-int8").outputs[0].scale == pytest.approx(0.00390625)
+    assert (tmp_path / "labels.txt").read_text() == "cars\nelephants\n"
+
+
+def test_with_artifact_replaces_same_format():
+    manifest = _manifest().with_artifact(_artifact()).with_artifact(_artifact())
+    assert [a.format for a in manifest.artifacts] == ["tflite-int8"]
+
+
+def test_num_outputs_sigmoid_and_softmax():
+    assert _manifest().num_outputs == 1
+    assert _manifest(labels=("a", "b", "c"), output_activation="softmax").num_outputs == 3
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"labels": ("only",)}, "at least two labels"),
+        ({"labels": ("a", "a")}, "not unique"),
+        ({"output_activation": "relu"}, "unknown output activation"),
+        ({"labels": ("a", "b", "c")}, "exactly two labels"),
+    ],
+)
+def test_invalid_manifest_is_refused(overrides, message):
+    with pytest.raises(ManifestError, match=message):
+        _manifest(**overrides)
+
+
+def test_unknown_artifact_lists_known_ones():
+    manifest = _manifest().with_artifact(_artifact())
+    with pytest.raises(ManifestError, match="exported: tflite-int8"):
+        manifest.artifact("onnx-fp32")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not readable JSON"),
+        ("[]", "expected a JSON object"),
+        ('{"input": {"height": 4, "width": 4}, "output_activation": "sigmoid"}', "'labels' is missing"),
+        (
+            '{"labels": ["a","b"], "input": {"height": 4, "width": 4}, "output_activation": "sigmoid",'
+            ' "schema_version": 99}',
+            "schema_version 99",
+        ),
+        (
+            '{"labels": ["a","b"], "input": {"height": 4, "width": 4, "bogus": 1}, "output_activation": "sigmoid"}',
+            "malformed",
+        ),
+    ],
+)
+def test_bad_manifest_file(tmp_path, content, message):
+    (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(ManifestError, match=message):
+        Manifest.load(tmp_path)
+
+
+def test_missing_run_folder(tmp_path):
+    with pytest.raises(ManifestError, match="no such run folder"):
+        Manifest.load(tmp_path / "nope")
+
+
+def test_embedded_subset_parses_as_manifest():
+    manifest = _manifest().with_artifact(_artifact())
+    embedded = json.loads(json.dumps(manifest.to_embedded()))
+    assert "artifacts" not in embedded
+    assert Manifest.from_dict(embedded).labels == manifest.labels

@@ -29,6 +29,10 @@ class ManifestError(EdgeclfError):
     """A manifest is missing, unreadable, or does not match the files beside it."""
 
 
+class ModelLoadError(EdgeclfError):
+    """A model file cannot be loaded by the chosen interpreter (corrupt, or uses ops it lacks)."""
+
+
 class InputShapeError(EdgeclfError):
     """A tensor or frame does not have the shape or dtype the model expects."""
 

@@ -1,0 +1,94 @@
+"""The part both TFLite interpreters share: ai-edge-litert and tflite-runtime have the same API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.backends.base import Backend, Session, first_line
+from edge_runtime.errors import BackendUnavailableError, InputShapeError, ModelLoadError
+from edge_runtime.manifest import TensorInfo
+
+# tflite-runtime 2.14 is built against NumPy 1.x: with NumPy 2 it imports, then fails when an
+# Interpreter is created (shared FACTS). Recognise that message and say what to install.
+_NUMPY_ABI_HINTS = ("compiled using NumPy 1.x", "_ARRAY_API not found", "numpy.core.multiarray failed to import")
+
+
+def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    signature = detail.get("shape_signature")
+    shape = signature if signature is not None and len(signature) else detail["shape"]
+    return TensorInfo(
+        name=str(detail["name"]),
+        dtype=np.dtype(detail["dtype"]).name,
+        shape=tuple(int(x) for x in shape),
+        scale=float(scale) if scale else None,
+        zero_point=int(zero_point) if scale else None,
+    )
+
+
+class TFLiteSession(Session):
+    """A ``.tflite`` model in an ``Interpreter`` (either package)."""
+
+    def __init__(self, interpreter: Any, path: Path, threads: int, backend_name: str) -> None:
+        self._interpreter = interpreter
+        self.path = path
+        self.threads = threads
+        self.backend_name = backend_name
+        self._input = interpreter.get_input_details()[0]
+        self._output = interpreter.get_output_details()[0]
+        self.inputs = tuple(_tensor_info(d) for d in interpreter.get_input_details())
+        self.outputs = tuple(_tensor_info(d) for d in interpreter.get_output_details())
+        self._batch = int(self._input["shape"][0])
+
+    @property
+    def dynamic_batch(self) -> bool:
+        """True when the model's batch dimension can be resized."""
+        return self.inputs[0].shape[0] == -1
+
+    def set_input(self, batch: np.ndarray) -> None:
+        batch = self.check_batch(batch)
+        if batch.shape[0] != self._batch:
+            if not self.dynamic_batch:
+                # A static batch-1 model: run() loops over the images instead.
+                raise InputShapeError("batch size of this static-batch model", self._batch, batch.shape[0])
+            self._interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
+            self._interpreter.allocate_tensors()
+            self._batch = batch.shape[0]
+        self._interpreter.set_tensor(self._input["index"], batch)
+
+    def invoke(self) -> None:
+        self._interpreter.invoke()
+
+    def get_output(self) -> np.ndarray:
+        return np.array(self._interpreter.get_tensor(self._output["index"]), copy=True)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = self.check_batch(batch)
+        if batch.shape[0] != self._batch and not self.dynamic_batch:
+            return np.concatenate([super(TFLiteSession, self).run(batch[i : i + 1]) for i in range(len(batch))])
+        return super().run(batch)
+
+    def close(self) -> None:
+        self._interpreter = None
+
+
+class TFLiteBackend(Backend):
+    """Loads ``.tflite`` files with ``<module>.Interpreter`` (``module`` ends in ``.interpreter``)."""
+
+    def _load(self, module: ModuleType, path: Path, threads: int) -> Session:
+        try:
+            interpreter = module.Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
+        except (ImportError, RuntimeError, ValueError, AttributeError) as error:
+            message = first_line(error)
+            if any(hint in str(error) for hint in _NUMPY_ABI_HINTS):
+                raise BackendUnavailableError(
+                    f"{self.name} with NumPy 2 ({message})",
+                    "pip install 'numpy<2' (tflite-runtime is built for NumPy 1.x)",
+                ) from None
+            raise ModelLoadError(f"{path}: {self.name} cannot load this model ({message})") from None
+        return TFLiteSession(interpreter, path, threads, self.name)

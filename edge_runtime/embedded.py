@@ -1,0 +1,172 @@
+"""Metadata embedded in each exported file, so one copied model file is enough to label outputs.
+
+The payload is :meth:`Manifest.to_embedded` (labels, input spec, output activation, preset) as
+JSON, stored under the key :data:`EMBEDDED_KEY`:
+
+- **TFLite**: a ZIP archive holding ``edgeclf.json`` appended to the end of the ``.tflite`` file.
+  Flatbuffer loaders ignore trailing bytes (TFLite's own metadata tooling packs associated files
+  the same way); verified with ai-edge-litert 2.3 and tflite-runtime 2.14.
+- **ONNX**: an entry of the model's ``metadata_props`` with key ``edgeclf`` (written by the
+  exporter with the ``onnx`` package). It is read here by walking the protobuf's top-level fields,
+  so the runtime needs neither ``onnx`` nor an inference session to read it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.errors import ManifestError
+from edge_runtime.manifest import Manifest
+
+EMBEDDED_KEY = "edgeclf"
+EMBEDDED_FILE = f"{EMBEDDED_KEY}.json"
+
+# ModelProto.metadata_props is field 14 (repeated StringStringEntryProto {key = 1; value = 2}).
+_ONNX_METADATA_FIELD = 14
+
+
+def append_tflite_metadata(data: bytes, payload: Mapping[str, Any]) -> bytes:
+    """Return ``data`` (a ``.tflite`` flatbuffer) with ``payload`` appended as a ZIP of ``edgeclf.json``.
+
+    An earlier edgeclf archive at the end of ``data`` is replaced, so embedding twice is harmless.
+    """
+    data = _strip_tflite_metadata(bytes(data))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo(EMBEDDED_FILE, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: reproducible bytes
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, json.dumps(dict(payload), sort_keys=True))
+    return data + buffer.getvalue()
+
+
+def _open_archive(data: bytes) -> zipfile.ZipFile | None:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    if EMBEDDED_FILE not in archive.namelist():
+        archive.close()
+        return None
+    return archive
+
+
+def _strip_tflite_metadata(data: bytes) -> bytes:
+    archive = _open_archive(data)
+    if archive is None:
+        return data
+    with archive:
+        # zipfile makes header offsets absolute (it accounts for bytes before the archive).
+        start = min(info.header_offset for info in archive.infolist())
+    return data[:start]
+
+
+def read_tflite_payload(data: bytes) -> dict[str, Any] | None:
+    """The embedded JSON payload of a ``.tflite`` file's bytes, or ``None`` when there is none."""
+    archive = _open_archive(data)
+    if archive is None:
+        return None
+    with archive:
+        raw = archive.read(EMBEDDED_FILE)
+    return _decode(raw)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, int, bytes | int]]:
+    """Yield ``(field_number, wire_type, value)`` of one protobuf message's top level."""
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            yield number, wire, value
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            if pos + length > len(data):
+                raise ValueError("truncated length-delimited field")
+            yield number, wire, data[pos : pos + length]
+            pos += length
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+
+
+def onnx_metadata(data: bytes) -> dict[str, str]:
+    """All ``metadata_props`` of a serialised ONNX ``ModelProto`` as a dict.
+
+    Raises:
+        ValueError: the bytes are not a protobuf message.
+    """
+    props: dict[str, str] = {}
+    for number, wire, value in _fields(data):
+        if number == _ONNX_METADATA_FIELD and wire == 2:
+            entry = {n: v for n, w, v in _fields(value) if w == 2}  # type: ignore[arg-type]
+            key = bytes(entry.get(1, b"")).decode("utf-8", "replace")
+            props[key] = bytes(entry.get(2, b"")).decode("utf-8", "replace")
+    return props
+
+
+def read_onnx_payload(data: bytes) -> dict[str, Any] | None:
+    """The embedded JSON payload of an ``.onnx`` file's bytes, or ``None`` when there is none."""
+    try:
+        props = onnx_metadata(data)
+    except ValueError:
+        return None
+    raw = props.get(EMBEDDED_KEY)
+    return None if raw is None else _decode(raw.encode("utf-8"))
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ManifestError(f"embedded {EMBEDDED_KEY} metadata is not valid JSON ({error})") from None
+    if not isinstance(payload, dict):
+        raise ManifestError(f"embedded {EMBEDDED_KEY} metadata should be a JSON object")
+    return payload
+
+
+def read_embedded_payload(path: str | Path) -> dict[str, Any] | None:
+    """The embedded payload of a ``.tflite`` or ``.onnx`` file, or ``None`` when it carries none."""
+    path = Path(path)
+    data = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return read_onnx_payload(data)
+    if suffix == ".tflite":
+        return read_tflite_payload(data)
+    return None
+
+
+def read_embedded_manifest(path: str | Path) -> Manifest | None:
+    """The :class:`Manifest` embedded in a model file, or ``None`` when the file carries none.
+
+    Raises:
+        ManifestError: the file carries metadata that is not a valid manifest.
+    """
+    payload = read_embedded_payload(path)
+    if payload is None:
+        return None
+    return Manifest.from_dict(payload, source=f"{path} (embedded metadata)")

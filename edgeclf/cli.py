@@ -29,7 +29,9 @@ app = typer.Typer(
 )
 
 # name -> "module:function". Each stage's owner adds its commands here.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "make-demo-data": "edgeclf.commands.data:make_demo_data",
+}
 
 
 @app.callback()

@@ -1,0 +1,66 @@
+"""Shared fixtures.
+
+``tiny_run`` / ``tiny_run_softmax`` are real run folders made by the real :func:`trainer.train` on a
+small generated data set (contract 4): every stage downstream of training (export, runtime,
+benchmarks) tests against them. They need TensorFlow and skip cleanly without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_IMAGE_SIZE = 32
+
+
+def _tiny_data(root: Path, *, three_classes: bool) -> Path:
+    from trainer.demo_data import generate_demo_dataset
+
+    data = generate_demo_dataset(
+        root / "demo", train_per_class=12, validation_per_class=6, test_per_class=6, image_size=(64, 48), seed=0
+    )
+    if not three_classes:
+        return data
+    # A third class for a softmax model: the car photos turned upside down and colour-inverted,
+    # different enough from both others that the labels mean something.
+    from PIL import Image, ImageOps
+
+    for split in ("train", "validation", "test"):
+        target = data / split / "inverted"
+        target.mkdir()
+        for path in sorted((data / split / "cars").glob("*.jpg")):
+            with Image.open(path) as image:
+                ImageOps.invert(image.convert("RGB")).rotate(180).save(target / path.name, quality=90)
+    return data
+
+
+def _tiny_train(tmp_path_factory: pytest.TempPathFactory, name: str, *, three_classes: bool) -> Path:
+    pytest.importorskip("tensorflow")
+    from trainer.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp(name)
+    data = _tiny_data(root, three_classes=three_classes)
+    config = TrainConfig(
+        data=str(data),
+        preset="default",
+        out=str(root / "run"),
+        image_size=TINY_IMAGE_SIZE,
+        epochs=2,
+        batch_size=8,
+        seed=0,
+        verbose=0,
+    )
+    return train(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run folder: 2 classes (cars, elephants) -> one sigmoid output, 32×32 input."""
+    return _tiny_train(tmp_path_factory, "tiny-run", three_classes=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_softmax(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run folder: 3 classes (cars, elephants, inverted) -> softmax output, 32×32 input."""
+    return _tiny_train(tmp_path_factory, "tiny-run-softmax", three_classes=True)

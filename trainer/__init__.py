@@ -1,0 +1,12 @@
+"""edgeclf's trainer: from a folder of photos to a run folder (``model.keras`` + ``manifest.json``).
+
+Importing this package is cheap: TensorFlow and Keras are imported inside the functions that need
+them, so the command line and the configuration dataclasses work without the ``train`` extra.
+
+    from trainer import TrainConfig, train
+    run_dir = train(TrainConfig(data="data/demo", preset="default"))
+"""
+
+from trainer.train import TrainConfig, train
+
+__all__ = ["TrainConfig", "train"]

@@ -31,6 +31,11 @@ app = typer.Typer(
 # name -> "module:function". Each stage's owner adds its commands here.
 COMMANDS: dict[str, str] = {
     "make-demo-data": "edgeclf.commands.data:make_demo_data",
+    "train": "edgeclf.commands.train:train",
+    "evaluate": "edgeclf.commands.train:evaluate",
+    "augment-preview": "edgeclf.commands.train:augment_preview",
+    "classify": "edgeclf.commands.runtime:classify",
+    "camera": "edgeclf.commands.runtime:camera",
 }
 
 

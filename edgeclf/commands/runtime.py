@@ -1,0 +1,245 @@
+"""``edgeclf classify`` and ``edgeclf camera``: run an exported model with numpy, Pillow and one interpreter.
+
+Nothing here imports TensorFlow: these are the commands a Raspberry Pi runs.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import sys
+import time
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge_runtime.classifier import Classifier, ClassifierOptions, Prediction
+from edge_runtime.errors import EdgeclfError, ImageDecodeError, InputShapeError
+
+_GLOB_CHARS = set("*?[")
+
+
+class BackendName(str, Enum):
+    """Interpreter backends (see ``edge_runtime.backends.BACKENDS``)."""
+
+    litert = "litert"
+    tflite_runtime = "tflite-runtime"
+    onnxruntime = "onnxruntime"
+
+
+ModelArg = Annotated[
+    Path,
+    typer.Argument(
+        help="A run folder (uses its manifest.json) or one exported .tflite/.onnx file (uses its embedded metadata).",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Artifact of a run folder: tflite-int8, tflite-fp32, tflite-fp16, tflite-dynamic, onnx-fp32, onnx-int8 "
+        "(default: the first exported one an installed interpreter runs, int8 TFLite first).",
+    ),
+]
+BackendOpt = Annotated[
+    BackendName | None, typer.Option("--backend", help="Interpreter (default: the artifact's, or any installed one).")
+]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Interpreter threads (default: all cores).")]
+TopKOpt = Annotated[int, typer.Option("--top-k", min=1, help="Labels shown per image.")]
+ThresholdOpt = Annotated[
+    float, typer.Option("--threshold", min=0.0, max=1.0, help="Hide labels scoring below this probability.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
+
+
+def _expand(paths: list[str], stdin_lines: Iterator[str]) -> Iterator[tuple[str, Path | None, str | None]]:
+    """Yield ``(shown name, path or None, error or None)`` for files, folders, globs and ``-``."""
+    from edge_runtime.dataset import list_images
+
+    for raw in paths:
+        if raw == "-":
+            for line in stdin_lines:
+                line = line.strip()
+                if line:
+                    yield from _expand([line], iter(()))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            images, _ = list_images(path)
+            if not images:
+                yield raw, None, f"{raw}: folder holds no images ({', '.join(_suffixes())})"
+            for image in images:
+                yield str(image), image, None
+        elif not path.exists() and _GLOB_CHARS & set(raw):
+            matches = sorted(glob.glob(raw, recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            if not files:
+                yield raw, None, f"{raw}: no file matches this pattern"
+            for match in files:
+                yield str(match), match, None
+        else:
+            yield raw, path, None
+
+
+def _suffixes() -> tuple[str, ...]:
+    from edge_runtime.preprocess import IMAGE_SUFFIXES
+
+    return IMAGE_SUFFIXES
+
+
+def _options(
+    format_name: str | None, backend: BackendName | None, threads: int | None, top_k: int, threshold: float
+) -> ClassifierOptions:
+    return ClassifierOptions(
+        format=format_name,
+        backend=backend.value if backend else None,
+        threads=threads,
+        top_k=top_k,
+        threshold=threshold,
+    )
+
+
+def _topk_text(predictions: list[Prediction]) -> str:
+    return ", ".join(f"{p.label} {p.score:.3f}" for p in predictions) or "-"
+
+
+def classify(
+    model: ModelArg,
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders (searched recursively), glob patterns, or - to read paths from stdin.",
+            show_default=False,
+        ),
+    ],
+    format_name: FormatOpt = None,
+    backend: BackendOpt = None,
+    threads: ThreadsOpt = None,
+    top_k: TopKOpt = 1,
+    threshold: ThresholdOpt = 0.0,
+    json_output: JsonOpt = False,
+) -> None:
+    """Classify image files with an exported model; a table by default, --json for one line per image.
+
+    A file that cannot be read (corrupt, truncated, empty, not an image, too large) gets one line on
+    stderr and the run goes on. Exit code 0 when every file was classified, 1 when any failed.
+    """
+    options = _options(format_name, backend, threads, top_k, threshold)
+    clf = Classifier.open(model, options)
+    ok = failed = 0
+    started = time.perf_counter()
+    with clf:
+        header = f"model: {clf.path} ({clf.format}, {clf.backend_name}, {clf.session.threads} threads)"
+        if not json_output:
+            typer.echo(header)
+            typer.echo(f"{'file':<40}  {'label':<16}  {'score':>6}  top-{top_k}")
+        for shown, path, problem in _expand(paths, iter(sys.stdin) if "-" in paths else iter(())):
+            if problem is None:
+                try:
+                    began = time.perf_counter()
+                    predictions = clf.classify(path)
+                    ms = (time.perf_counter() - began) * 1000.0
+                except (ImageDecodeError, InputShapeError) as error:
+                    problem = str(error)
+            if problem is not None:
+                failed += 1
+                typer.echo(f"error: {problem}", err=True)
+                continue
+            ok += 1
+            top = predictions[0] if predictions else None
+            if json_output:
+                record = {
+                    "file": shown,
+                    "label": top.label if top else None,
+                    "score": round(top.score, 6) if top else None,
+                    "predictions": [{**p.to_dict(), "score": round(p.score, 6)} for p in predictions],
+                    "ms": round(ms, 2),
+                }
+                typer.echo(json.dumps(record))
+            else:
+                label, score = (top.label, f"{top.score:.3f}") if top else ("(below threshold)", "-")
+                typer.echo(f"{shown:<40}  {label:<16}  {score:>6}  {_topk_text(predictions)}")
+    seconds = time.perf_counter() - started
+    total = ok + failed
+    summary = f"{total} files: {ok} classified, {failed} failed ({seconds:.2f} s)"
+    if total == 0:
+        raise EdgeclfError("no images given; pass files, folders, glob patterns or - for paths on stdin")
+    typer.echo(summary, err=json_output or failed > 0)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def camera(
+    model: ModelArg,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="picamera2, a camera index (0), a video file or an rtsp:// / http:// URL "
+            "(default: picamera2 when installed, else camera 0).",
+        ),
+    ] = None,
+    every: Annotated[int, typer.Option("--every", min=1, help="Classify one frame in N.")] = 1,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", min=1, help="Stop after N classified.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", min=0.001, help="Stop after N seconds.")] = None,
+    width: Annotated[int | None, typer.Option("--width", min=16, help="Requested camera frame width.")] = None,
+    height: Annotated[int | None, typer.Option("--height", min=16, help="Requested camera frame height.")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Reconnection attempts in a row.")] = 5,
+    read_timeout: Annotated[
+        float, typer.Option("--read-timeout", min=0.01, help="Seconds without a frame that count as a stall.")
+    ] = 5.0,
+    format_name: FormatOpt = None,
+    backend: BackendOpt = None,
+    threads: ThreadsOpt = None,
+    top_k: TopKOpt = 1,
+    threshold: ThresholdOpt = 0.0,
+    json_output: JsonOpt = False,
+) -> None:
+    """Classify camera or video frames and print the top label and the measured FPS.
+
+    Ctrl-C stops with a summary. A camera that disconnects or stalls is reopened with backoff
+    (reported on stderr); after --retries failures in a row the command stops with exit code 1.
+    """
+    from edge_runtime.camera import CameraOptions, FrameResult, run_camera, source_factory
+
+    if (width is None) != (height is None):
+        raise EdgeclfError("--width and --height go together")
+    size = (width, height) if width and height else None
+    cam_options = CameraOptions(
+        source=source,
+        every=every,
+        max_frames=max_frames,
+        duration=duration,
+        top_k=top_k,
+        threshold=threshold,
+        retries=retries,
+        read_timeout=read_timeout,
+        size=size,
+    )
+    make_source = source_factory(source, size)  # fails fast (missing OpenCV) before the model loads
+    with Classifier.open(model, _options(format_name, backend, threads, top_k, threshold)) as clf:
+        typer.echo(
+            f"model: {clf.path} ({clf.format}, {clf.backend_name}, {clf.session.threads} threads); "
+            f"source: {make_source().name}",
+            err=True,
+        )
+
+        def on_frame(result: FrameResult) -> None:
+            if json_output:
+                typer.echo(json.dumps(result.to_dict()))
+            else:
+                top = result.predictions[0] if result.predictions else None
+                label = f"{top.label} {top.score:.3f}" if top else "(below threshold)"
+                typer.echo(f"frame {result.frame:>6}  {label:<28}  {result.fps:5.1f} fps  {result.latency_ms:6.1f} ms")
+
+        summary = run_camera(clf, make_source, cam_options, on_frame, on_event=lambda m: typer.echo(m, err=True))
+    if json_output:
+        typer.echo(json.dumps(summary.to_dict()))
+    else:
+        typer.echo(summary.line(), err=True)
+    if summary.error:
+        raise typer.Exit(code=1)

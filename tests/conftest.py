@@ -64,3 +64,21 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_run_softmax(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run folder: 3 classes (cars, elephants, inverted) -> softmax output, 32×32 input."""
     return _tiny_train(tmp_path_factory, "tiny-run-softmax", three_classes=True)
+
+
+@pytest.fixture(scope="session")
+def fixture_run() -> Path:
+    """The exported models of ``make fixture-models`` (contract 7), found via ``$EDGECLF_FIXTURE_RUN``.
+
+    Lets the runtime's unit tests run real model files in venvs without TensorFlow. Skips when the
+    variable is unset (a plain ``make test``); fails when it is set but the folder is not a run.
+    """
+    import os
+
+    value = os.environ.get("EDGECLF_FIXTURE_RUN")
+    if not value:
+        pytest.skip("EDGECLF_FIXTURE_RUN is not set (run `make fixture-models`; `make test-edge` sets it)")
+    path = Path(value)
+    if not (path / "manifest.json").is_file():
+        pytest.fail(f"EDGECLF_FIXTURE_RUN={value} is not an exported run folder; run `make fixture-models`")
+    return path

@@ -64,7 +64,22 @@ class Session(abc.ABC):
         """Return a copy of the first output tensor, raw (still quantised when the model is)."""
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """``set_input`` + ``invoke`` + ``get_output`` for a batch of any size."""
+        """``set_input`` + ``invoke`` + ``get_output`` for a batch of any size.
+
+        A model exported with a static batch of 1 is run once per image.
+        """
+        batch = self.check_batch(batch)
+        fixed = self.inputs[0].shape[0]
+        if fixed > 0 and len(batch) != fixed:
+            if fixed != 1:
+                raise InputShapeError(f"batch size of input tensor {self.inputs[0].name!r}", fixed, len(batch))
+            if len(batch) == 0:
+                out = self.outputs[0]
+                return np.zeros((0, *(max(d, 1) for d in out.shape[1:])), dtype=np.dtype(out.dtype))
+            return np.concatenate([self._run_once(batch[i : i + 1]) for i in range(len(batch))])
+        return self._run_once(batch)
+
+    def _run_once(self, batch: np.ndarray) -> np.ndarray:
         self.set_input(batch)
         self.invoke()
         return self.get_output()

@@ -66,12 +66,6 @@ class TFLiteSession(Session):
     def get_output(self) -> np.ndarray:
         return np.array(self._interpreter.get_tensor(self._output["index"]), copy=True)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        batch = self.check_batch(batch)
-        if batch.shape[0] != self._batch and not self.dynamic_batch:
-            return np.concatenate([super(TFLiteSession, self).run(batch[i : i + 1]) for i in range(len(batch))])
-        return super().run(batch)
-
     def close(self) -> None:
         self._interpreter = None
 

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "augment-preview": "edgeclf.commands.train:augment_preview",
     "classify": "edgeclf.commands.runtime:classify",
     "camera": "edgeclf.commands.runtime:camera",
+    "export": "edgeclf.commands.export:export",
 }
 
 

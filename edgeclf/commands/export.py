@@ -1,0 +1,164 @@
+"""``edgeclf export RUNDIR``: TFLite and ONNX files of a run's model, each validated against Keras.
+
+Only light modules are imported here; TensorFlow is imported by the exporter when a model is
+converted (a missing TensorFlow is one line saying ``pip install 'edgeclf[train]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from exporter.config import DEFAULT_CALIBRATION_IMAGES, DEFAULT_OPSET, DEFAULT_VALIDATION_IMAGES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from exporter.export import ExportReport
+
+
+class Target(str, Enum):
+    """Runtimes ``--target`` can name (see ``exporter.context.TARGETS``)."""
+
+    tflite_runtime = "tflite-runtime"
+
+
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `edgeclf train` (e.g. runs/latest).")],
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--formats",
+            "-f",
+            help="Formats to export, repeated or comma-separated: tflite-fp32, tflite-fp16, tflite-dynamic, "
+            "tflite-int8, onnx-fp32, onnx-int8 (default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    calibration_images: Annotated[
+        int, typer.Option("--calibration-images", min=1, help="Representative images for int8 formats.")
+    ] = DEFAULT_CALIBRATION_IMAGES,
+    calibration_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration-data", help="Folder of images to calibrate on (default: the run's training split)."
+        ),
+    ] = None,
+    per_channel: Annotated[
+        bool, typer.Option("--per-channel/--per-tensor", help="Weight quantisation of the int8 formats.")
+    ] = True,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (17 runs on onnxruntime >= 1.13).")] = DEFAULT_OPSET,
+    dynamic_batch: Annotated[
+        bool, typer.Option("--dynamic-batch", help="Dynamic batch dimension (servers) instead of a static batch of 1.")
+    ] = False,
+    target: Annotated[
+        Target | None,
+        typer.Option(
+            "--target",
+            help="Make .tflite files tflite-runtime 2.14 loads and runs, or refuse the ones it cannot.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict/--no-strict",
+            help="--no-strict keeps a file outside its parity bounds, marked failed in the manifest.",
+        ),
+    ] = True,
+    validate_on: Annotated[
+        Path | None,
+        typer.Option("--validate-on", help="Labelled folder (one subfolder per class) to validate on."),
+    ] = None,
+    validation_images: Annotated[
+        int, typer.Option("--validation-images", min=1, help="At most this many validation images.")
+    ] = DEFAULT_VALIDATION_IMAGES,
+    bounds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bounds",
+            help="Override a parity bound, e.g. tflite-int8:agreement=97%,accuracy_drop=2 (keys: agreement, "
+            "max_abs_diff, accuracy_drop).",
+            show_default=False,
+        ),
+    ] = None,
+    tflite_runtime_python: Annotated[
+        Path | None,
+        typer.Option(
+            "--tflite-runtime-python",
+            help="Python with tflite-runtime 2.14 to verify .tflite loads (default: $EDGECLF_TFLITE_RUNTIME_PYTHON "
+            "or .venv-tflite214/bin/python when present).",
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+) -> None:
+    """Convert a run's model to TFLite and ONNX, validate every file against Keras, record it in the manifest."""
+    from exporter import ExportConfig, export_run
+    from exporter.config import parse_bounds
+    from exporter.formats import formats as registered
+
+    names = tuple(name.strip() for item in formats or () for name in item.split(",") if name.strip())
+    defaults = {name: fmt.bounds for name, fmt in registered().items()}
+    config = ExportConfig(
+        formats=names,
+        calibration_images=calibration_images,
+        calibration_data=calibration_data,
+        per_channel=per_channel,
+        opset=opset,
+        dynamic_batch=dynamic_batch,
+        target=target.value if target else None,
+        strict=strict,
+        validate_on=validate_on,
+        validation_images=validation_images,
+        bounds=parse_bounds(bounds or (), defaults),
+        tflite_runtime_python=tflite_runtime_python,
+    )
+    report = export_run(run_dir, config, log=lambda line: typer.echo(line, err=True))
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_table(report)
+    if report.exit_code:
+        bad = ", ".join(f"{r.format} ({r.status})" for r in report.results if not r.ok)
+        typer.echo(f"error: not every format passed: {bad}; see {run_dir / 'export_report.json'}", err=True)
+    elif not report.ok:
+        typer.echo("warning: some files are outside their bounds and were kept, marked failed (--no-strict)", err=True)
+    raise typer.Exit(report.exit_code)
+
+
+def _print_table(report: ExportReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"edgeclf export {report.run_dir}  ({report.seconds:.1f} s)")
+    for column in ("format", "status", "size MB", "accuracy", "Δ acc (pts)", "agreement", "max |Δp|", "tflite-rt 2.14"):
+        table.add_column(column, justify="left" if column in ("format", "status", "tflite-rt 2.14") else "right")
+    styles = {"passed": "green", "failed": "red", "refused": "yellow", "error": "red"}
+    for result in report.results:
+        v = result.validation
+        size = f"{result.size_bytes / 1e6:.3f}" if result.size_bytes else "-"
+        compat = result.compatibility.get("tflite-runtime==2.14", "")
+        table.add_row(
+            result.format,
+            f"[{styles.get(result.status, 'white')}]{result.status}[/]",
+            size,
+            f"{v['accuracy']:.2%}" if v else "-",
+            f"{v['accuracy_change'] * 100:+.2f}" if v else "-",
+            f"{v['agreement']:.2%}" if v else "-",
+            f"{v['max_abs_diff']:.2g}" if v else "-",
+            "ok" if compat == "ok" else ("no" if compat else "n/a"),
+        )
+    console = Console(file=sys.stdout, width=120)
+    console.print(table)
+    console.print(
+        f"validated on {report.validation_count} images from {report.validation_source}; "
+        f"Keras accuracy {report.keras_accuracy:.2%}"
+    )
+    for result in report.results:
+        compat = result.compatibility.get("tflite-runtime==2.14", "ok")
+        notes = (*result.failures, result.message, "" if compat == "ok" else f"not for {compat}")
+        for line in notes:
+            if line:
+                console.print(f"{result.format}: {line}", markup=False, highlight=False)

@@ -1,0 +1,499 @@
+"""``export_run``: convert a run's Keras model to every requested format and prove each file still
+classifies like it.
+
+For each format: convert (embedding the manifest), write into a private staging folder inside the
+run folder, load the staged file with its real runtime through :class:`edge_runtime.classifier.Classifier`,
+compare it with the Keras model on the same preprocessed validation images, read back its tensors,
+operator versions and compatibility, and only then move it under its final name and record it in
+``manifest.json`` (saved atomically). A file that fails its parity bounds is not written unless
+``strict`` is off (then it is written and marked ``failed``). Every check of the inputs (run folder,
+model vs manifest, formats, writable folder, calibration and validation images) happens before the
+first conversion, so a bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.dataset import (
+    LoadedImages,
+    Sample,
+    list_images,
+    load_samples,
+    open_labelled_folder,
+    reopen_from_manifest,
+)
+from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
+from edge_runtime.fileio import atomic_write_text, sha256_file
+from edge_runtime.manifest import Artifact, Manifest
+from exporter.config import ExportConfig
+from exporter.context import TARGETS, ConversionContext
+from exporter.formats import Calibration, ExportFormat, Inspection, formats, get_format
+
+REPORT_NAME = "export_report.json"
+CONFIG_NAME = "export_config.json"
+# How many validation images are also run through tflite-runtime 2.14 when verifying loads.
+_VERIFY_IMAGES = 16
+
+INT8_HINT = (
+    "to improve an int8 file: calibrate on more images (--calibration-images 1000) or on photos like the ones "
+    "it will see (--calibration-data DIR); or quantise weights per tensor (--per-tensor) and compare"
+)
+
+
+@dataclass(frozen=True)
+class FormatResult:
+    """The outcome of one format: ``passed``, ``failed`` (outside its bounds), ``refused`` (cannot be
+    made for ``--target``) or ``error`` (conversion or loading failed)."""
+
+    format: str
+    status: str
+    file: str | None = None
+    size_bytes: int | None = None
+    seconds: float = 0.0
+    validation: dict[str, Any] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
+    message: str = ""
+    compatibility: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the file was written and passed."""
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = dataclasses.asdict(self)
+        data["failures"] = list(self.failures)
+        return data
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_run` did, per format; also written as ``export_report.json``."""
+
+    run_dir: Path
+    results: tuple[FormatResult, ...]
+    seconds: float
+    config: dict[str, Any]
+    validation_source: str = ""
+    validation_count: int = 0
+    keras_accuracy: float | None = None
+    calibration_count: int = 0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when every requested format was written and passed."""
+        return all(r.ok for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when all passed (or only bound failures under ``strict=False``), else 1."""
+        if self.ok:
+            return 0
+        lenient = not self.config.get("strict", True)
+        return 0 if lenient and all(r.status in ("passed", "failed") for r in self.results) else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "run_dir": str(self.run_dir),
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "validation": {
+                "source": self.validation_source,
+                "images": self.validation_count,
+                "keras_accuracy": self.keras_accuracy,
+            },
+            "calibration_images": self.calibration_count,
+            "results": [r.to_dict() for r in self.results],
+            "warnings": list(self.warnings),
+            "config": self.config,
+        }
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# -- checks of the inputs -----------------------------------------------------------------------
+
+
+def _resolve_formats(names: Sequence[str]) -> list[ExportFormat]:
+    if not names:
+        return list(formats().values())
+    seen: dict[str, ExportFormat] = {}
+    for name in names:
+        seen.setdefault(name, get_format(name))
+    return list(seen.values())
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-", suffix=".partial"):
+            pass
+    except OSError as error:
+        raise ExportError(
+            f"{run_dir}: cannot write into the run folder ({error.strerror or error}); "
+            "fix its permissions or copy the run somewhere writable"
+        ) from None
+
+
+def _load_keras(run_dir: Path, manifest: Manifest) -> Any:
+    path = run_dir / manifest.model_file
+    if not path.is_file():
+        raise ManifestError(f"{path}: missing; the run folder is incomplete (re-run `edgeclf train`)")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    try:
+        import keras
+    except ImportError:
+        raise missing_extra("TensorFlow", "train") from None
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
+        text = str(error).strip().splitlines()
+        raise ManifestError(
+            f"{path}: cannot be loaded by Keras ({text[0] if text else type(error).__name__}); re-run `edgeclf train`"
+        ) from None
+    _check_model(path, model, manifest)
+    return model
+
+
+def _check_model(path: Path, model: Any, manifest: Manifest) -> None:
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ManifestError(
+            f"{path}: has {len(model.inputs)} inputs and {len(model.outputs)} outputs; expected 1 and 1"
+        )
+    spec = manifest.input
+    shape = tuple(model.inputs[0].shape)
+    if tuple(shape[1:]) != spec.shape:
+        raise ManifestError(
+            f"{path}: input shape {list(shape)} does not match the manifest's {spec.height}x{spec.width}x"
+            f"{spec.channels}; the manifest belongs to another model (re-run `edgeclf train`)"
+        )
+    dtype = str(getattr(model.inputs[0], "dtype", "uint8"))
+    if dtype != spec.dtype:
+        raise ManifestError(f"{path}: input dtype {dtype} does not match the manifest's {spec.dtype}")
+    width = model.outputs[0].shape[-1]
+    if width != manifest.num_outputs:
+        raise ManifestError(
+            f"{path}: outputs {width} values but the manifest has {len(manifest.labels)} labels "
+            f"({manifest.output_activation}, expects {manifest.num_outputs}); the manifest belongs to another model"
+        )
+
+
+def _sample(items: Sequence[Sample], count: int, seed: int) -> list[Sample]:
+    items = list(items)
+    if len(items) <= count:
+        return items
+    return sorted(random.Random(seed).sample(items, count), key=lambda s: (s.label, str(s.path)))
+
+
+def _report_failed(loaded: LoadedImages, what: str, warn: Callable[[str], None]) -> None:
+    for error in loaded.failed:
+        warn(f"warning: skipped a {what} image: {error}")
+
+
+def _validation_images(
+    config: ExportConfig, manifest: Manifest, warn: Callable[[str], None]
+) -> tuple[LoadedImages, str]:
+    if config.validate_on is not None:
+        # A folder of classes is used whole; a train/validation[/test] folder gives its validation split.
+        folder = open_labelled_folder(config.validate_on, fractions=(0.0, 1.0, 0.0), labels=manifest.labels)
+        source = f"{config.validate_on} ({'all images' if folder.layout == 'classes' else 'validation split'})"
+    else:
+        folder = reopen_from_manifest(dict(manifest.data), manifest.labels)
+        source = f"{folder.root} (validation split of the training run)"
+    samples = _sample(folder.split("validation"), config.validation_images, config.calibration_seed)
+    if not samples:
+        raise DatasetError(f"{source}: no validation images; pass --validate-on DIR with one subfolder per class")
+    loaded = load_samples(samples, manifest.input)
+    _report_failed(loaded, "validation", warn)
+    if len(loaded.images) == 0:
+        raise DatasetError(f"{source}: none of the {len(samples)} validation images could be read")
+    return loaded, source
+
+
+def _calibration_loader(
+    config: ExportConfig, manifest: Manifest, warn: Callable[[str], None]
+) -> Callable[[], np.ndarray]:
+    calibration = Calibration(config.calibration_images, config.calibration_seed, config.calibration_data)
+
+    def load() -> np.ndarray:
+        if calibration.folder is not None:
+            folder = Path(calibration.folder)
+            if not folder.is_dir():
+                raise DatasetError(f"{folder}: no such calibration folder; pass --calibration-data DIR of images")
+            images, _ = list_images(folder)
+            samples = [Sample(path, 0) for path in images]
+            where = str(folder)
+        else:
+            split = reopen_from_manifest(dict(manifest.data), manifest.labels)
+            samples = list(split.split("train"))
+            where = f"{split.root} (training split)"
+        chosen = _sample(samples, calibration.images, calibration.seed)
+        loaded = load_samples(chosen, manifest.input)
+        _report_failed(loaded, "calibration", warn)
+        if len(loaded.images) == 0:
+            raise DatasetError(
+                f"{where}: no readable calibration images (found {len(samples)} image files); "
+                "pass --calibration-data DIR with photos like the ones the model will see"
+            )
+        if len(loaded.images) < Calibration.WARN_BELOW:
+            warn(
+                f"warning: only {len(loaded.images)} calibration images from {where}; int8 ranges from fewer than "
+                f"{Calibration.WARN_BELOW} images may clip (add images or pass --calibration-data DIR)"
+            )
+        return loaded.images
+
+    return load
+
+
+def _default_tflite_runtime_python() -> Path | None:
+    candidate = os.environ.get("EDGECLF_TFLITE_RUNTIME_PYTHON")
+    if candidate:
+        return Path(candidate)
+    local = Path(".venv-tflite214/bin/python")
+    return local.resolve() if local.is_file() else None
+
+
+# -- the comparison -----------------------------------------------------------------------------
+
+
+def keras_scores(model: Any, images: np.ndarray, activation: str, batch_size: int = 32) -> np.ndarray:
+    """Per-label probabilities of the Keras model, in the same form the runtime's Classifier returns."""
+    from edge_runtime.classifier import to_scores
+
+    outputs = [np.asarray(model(images[i : i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
+    return to_scores(np.concatenate(outputs).astype(np.float32), activation)
+
+
+def compare(reference: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Top-1 agreement, |Δp| and accuracy of ``scores`` against the Keras ``reference`` probabilities."""
+    top_ref = reference.argmax(axis=1)
+    top = scores.argmax(axis=1)
+    diff = np.abs(scores.astype(np.float64) - reference.astype(np.float64))
+    accuracy = float(np.mean(top == labels))
+    keras_accuracy = float(np.mean(top_ref == labels))
+    return {
+        "images": len(labels),
+        "agreement": float(np.mean(top == top_ref)),
+        "disagreements": int(np.sum(top != top_ref)),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "accuracy": accuracy,
+        "keras_accuracy": keras_accuracy,
+        "accuracy_change": accuracy - keras_accuracy,
+    }
+
+
+# -- the export ---------------------------------------------------------------------------------
+
+
+def _export_one(
+    fmt: ExportFormat,
+    ctx: ConversionContext,
+    staging: Path,
+    images: LoadedImages,
+    reference: np.ndarray,
+    config: ExportConfig,
+) -> tuple[FormatResult, Path | None, Artifact | None]:
+    from edge_runtime.classifier import Classifier
+
+    started = time.perf_counter()
+    converted = fmt.export(ctx, fmt)
+    staged = staging / fmt.file_name
+    staged.write_bytes(converted.data)
+    # Through the runtime's own classifier and the metadata embedded in the file: the same path a Pi takes.
+    with Classifier.from_file(staged, backend=fmt.backend) as classifier:
+        inputs, outputs = classifier.session.inputs, classifier.session.outputs
+        batch = inputs[0].shape[0] if inputs[0].shape and inputs[0].shape[0] > 0 else len(images.images)
+        scores = np.concatenate(
+            [classifier.scores(images.images[i : i + batch]) for i in range(0, len(images.images), batch)]
+        )
+    metrics = compare(reference, scores, images.labels)
+    ctx._cache[f"scores:{fmt.name}"] = scores[:_VERIFY_IMAGES]
+    inspection: Inspection = fmt.inspect(staged, ctx, fmt)
+    bounds = config.bounds.get(fmt.name, fmt.bounds)
+    failures = bounds.check(metrics)
+    status = "failed" if failures else "passed"
+    message = ""
+    if config.target is not None and config.target in fmt.targets:
+        key = next((k for k in inspection.compatibility if k.split("=")[0] == config.target), config.target)
+        verdict = inspection.compatibility.get(key, "not checked")
+        if verdict != "ok":
+            status, message = "refused", f"{fmt.name} cannot be made for {TARGETS[config.target]}: {verdict}"
+    if failures and fmt.quantization.kind in ("int8", "dynamic"):
+        message = INT8_HINT
+    seconds = time.perf_counter() - started
+    validation = {**metrics, "bounds": bounds.to_dict(), "failures": failures, "backend": fmt.backend}
+    result = FormatResult(
+        format=fmt.name,
+        status=status,
+        file=fmt.file_name,
+        size_bytes=len(converted.data),
+        seconds=round(seconds, 3),
+        validation=validation,
+        failures=tuple(failures),
+        message=message,
+        compatibility=dict(inspection.compatibility),
+    )
+    if status == "refused" or (status == "failed" and config.strict):
+        return dataclasses.replace(result, file=None), None, None
+    artifact = Artifact(
+        format=fmt.name,
+        precision=fmt.precision,
+        file=fmt.file_name,
+        size_bytes=len(converted.data),
+        sha256=sha256_file(staged),
+        backend=fmt.backend,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        status=status,
+        op_versions=dict(inspection.op_versions),
+        compatibility=dict(inspection.compatibility),
+        validation=validation,
+        details={**converted.details, **inspection.details, "export_seconds": round(seconds, 3)},
+    )
+    return result, staged, artifact
+
+
+def export_run(
+    run_dir: str | Path,
+    config: ExportConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> ExportReport:
+    """Export the run's ``model.keras`` to every format of ``config`` and validate each file.
+
+    Args:
+        run_dir: a run folder made by ``edgeclf train`` (``model.keras``, ``manifest.json``).
+        config: what to export; ``ExportConfig()`` exports every format with the defaults.
+        log: receives one progress or warning line at a time (default: stderr).
+
+    Returns:
+        An :class:`ExportReport` (also written to ``run_dir/export_report.json``); formats that
+        failed their bounds, were refused for ``--target`` or failed to convert are in it with
+        their reason; ``report.exit_code`` is what the command line exits with.
+
+    Raises:
+        ManifestError: missing or corrupt run folder, or a ``model.keras`` that does not match it.
+        ExportError: unknown format or target, or a run folder that is not writable.
+        DatasetError: no readable validation or calibration images.
+    """
+    started = time.perf_counter()
+    config = config or ExportConfig()
+    say = log or _stderr
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        say(message)
+
+    run_dir = Path(run_dir)
+    manifest = Manifest.load(run_dir)
+    selected = _resolve_formats(config.formats)
+    if config.target is not None and config.target not in TARGETS:
+        raise ExportError(f"unknown --target {config.target!r}; known: {', '.join(TARGETS)}")
+    unknown_bounds = sorted(set(config.bounds) - set(formats()))
+    if unknown_bounds:
+        raise ExportError(f"bounds given for unknown formats {unknown_bounds}; known: {', '.join(formats())}")
+    _check_writable(run_dir)
+    model = _load_keras(run_dir, manifest)
+    images, source = _validation_images(config, manifest, warn)
+    base = manifest
+    for fmt in selected:  # the run's own description, without artifacts of formats being re-made
+        base = base.without_artifact(fmt.name)
+    tflite_python = config.tflite_runtime_python or _default_tflite_runtime_python()
+    if tflite_python is not None and not Path(tflite_python).is_file():
+        raise ExportError(f"{tflite_python}: no such Python for tflite-runtime 2.14 verification")
+    per_channel = config.per_channel
+    if not per_channel:
+        selected = [
+            dataclasses.replace(f, quantization=dataclasses.replace(f.quantization, per_channel=False))
+            if f.quantization.kind == "int8"
+            else f
+            for f in selected
+        ]
+
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=run_dir))
+    work_dir = staging / "work"
+    work_dir.mkdir()
+    ctx = ConversionContext(
+        model=model,
+        manifest=base,
+        batch_size=None if config.dynamic_batch else 1,
+        opset=config.opset,
+        target=config.target,
+        work_dir=work_dir,
+        tflite_runtime_python=Path(tflite_python) if tflite_python else None,
+        load_calibration=_calibration_loader(config, manifest, warn),
+        warn=warn,
+    )
+    results: list[FormatResult] = []
+    current = manifest
+    try:
+        if any(f.quantization.needs_calibration for f in selected):
+            ctx.calibration_images()  # a bad calibration folder fails here, before anything is written
+        reference = keras_scores(model, images.images, manifest.output_activation)
+        ctx._cache["verify_images"] = images.images[:_VERIFY_IMAGES]
+        keras_accuracy = float(np.mean(reference.argmax(axis=1) == images.labels))
+        say(f"validating on {len(images.images)} images from {source}; Keras accuracy {keras_accuracy:.2%}")
+        for fmt in selected:
+            say(f"exporting {fmt.name} …")
+            try:
+                result, staged, artifact = _export_one(fmt, ctx, staging, images, reference, config)
+            except EdgeclfError as error:
+                results.append(FormatResult(format=fmt.name, status="error", message=str(error)))
+                say(f"error: {fmt.name}: {error}")
+                continue
+            if staged is not None and artifact is not None:
+                os.replace(staged, run_dir / fmt.file_name)
+                current = current.with_artifact(artifact)
+                current.save(run_dir)
+            results.append(result)
+            say(_summary_line(result))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    report = ExportReport(
+        run_dir=run_dir,
+        results=tuple(results),
+        seconds=time.perf_counter() - started,
+        config=config.to_dict(),
+        validation_source=source,
+        validation_count=len(images.images),
+        keras_accuracy=keras_accuracy,
+        calibration_count=len(ctx._cache["calibration"]) if "calibration" in ctx._cache else 0,
+        warnings=tuple(warnings),
+    )
+    atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
+    atomic_write_text(run_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+def _summary_line(result: FormatResult) -> str:
+    v = result.validation
+    text = (
+        f"{result.format}: {result.status}, agreement {v['agreement']:.2%}, max |Δp| {v['max_abs_diff']:.2g}, "
+        f"accuracy {v['accuracy']:.2%} ({v['accuracy_change'] * 100:+.2f} points), {result.seconds:.1f} s"
+    )
+    for failure in result.failures:
+        text += f"\n  {failure}"
+    if result.message:
+        text += f"\n  {result.message}"
+    return text

@@ -1,0 +1,220 @@
+"""The registry of export formats and the quantisation presets they use.
+
+Each format is a small frozen :class:`ExportFormat` (name, file suffix, precision, the backend that
+runs it, the function that makes it, its default parity bounds), registered by the module that
+implements it (:mod:`exporter.tflite`, :mod:`exporter.onnx`). Adding a format means registering
+one more; the command line, the exporter and the parametrised tests pick it up from here.
+
+>>> from exporter.formats import get_format
+>>> get_format("tflite-int8").precision
+'int8'
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_runtime.errors import ExportError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from exporter.context import ConversionContext
+
+# Modules that register the built-in formats when imported (imported lazily, on first lookup).
+_BUILTIN_MODULES = ("exporter.tflite", "exporter.onnx")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the representative images of a full-integer model are chosen.
+
+    Attributes:
+        images: how many images to sample (fewer when fewer exist).
+        seed: the sampling seed (the same seed gives the same images).
+        folder: a folder of images to sample from; ``None`` means the run's training split.
+    """
+
+    images: int = 300
+    seed: int = 0
+    folder: Path | None = None
+
+    # Fewer calibration images than this get a warning: ranges from a handful of photos clip.
+    WARN_BELOW = 100
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """A quantisation preset. Build one with the named constructors, not by hand.
+
+    Attributes:
+        kind: ``"none"``, ``"fp16"``, ``"dynamic"`` or ``"int8"``.
+        calibration: representative images (``int8`` only).
+        per_channel: quantise weights per output channel (``int8``/``dynamic``); per-tensor otherwise.
+    """
+
+    kind: str
+    calibration: Calibration | None = None
+    per_channel: bool = True
+
+    @classmethod
+    def fp32(cls) -> Quantization:
+        """No quantisation: float32 weights and activations."""
+        return cls("none")
+
+    @classmethod
+    def fp16(cls) -> Quantization:
+        """float16 weights, float32 activations."""
+        return cls("fp16")
+
+    @classmethod
+    def dynamic(cls) -> Quantization:
+        """int8 weights, float activations quantised on the fly (no calibration)."""
+        return cls("dynamic")
+
+    @classmethod
+    def int8(cls, calibration: Calibration | None = None, per_channel: bool = True) -> Quantization:
+        """Full-integer int8 weights and activations, ranges calibrated on ``calibration``."""
+        return cls("int8", calibration or Calibration(), per_channel)
+
+    @property
+    def needs_calibration(self) -> bool:
+        """True when representative images must be loaded."""
+        return self.kind == "int8"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How close an artifact must stay to the Keras model on the validation images.
+
+    Attributes:
+        min_agreement: least fraction of images whose top-1 label equals Keras's (0..1).
+        max_abs_diff: largest allowed absolute difference of any class probability, or ``None``.
+        max_accuracy_drop: largest allowed accuracy loss vs Keras in percentage points, or ``None``.
+    """
+
+    min_agreement: float = 1.0
+    max_abs_diff: float | None = None
+    max_accuracy_drop: float | None = None
+
+    def check(self, metrics: Mapping[str, Any]) -> list[str]:
+        """Return one line per violated bound (measured value next to the bound); empty when all hold."""
+        failures = []
+        if metrics["agreement"] < self.min_agreement:
+            failures.append(f"agreement {metrics['agreement']:.2%} < bound {self.min_agreement:.2%}")
+        if self.max_abs_diff is not None and metrics["max_abs_diff"] > self.max_abs_diff:
+            failures.append(f"max |Δp| {metrics['max_abs_diff']:.3g} > bound {self.max_abs_diff:.3g}")
+        if self.max_accuracy_drop is not None:
+            drop = -metrics["accuracy_change"] * 100.0
+            if drop > self.max_accuracy_drop + 1e-9:
+                failures.append(f"accuracy drop {drop:.2f} points > bound {self.max_accuracy_drop:.2f}")
+        return failures
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for the report and the manifest)."""
+        return {
+            "min_agreement": self.min_agreement,
+            "max_abs_diff": self.max_abs_diff,
+            "max_accuracy_drop": self.max_accuracy_drop,
+        }
+
+
+# Default bounds by family (shared FACTS / issue #3).
+FP32_BOUNDS = Bounds(min_agreement=1.0, max_abs_diff=1e-4)
+FP16_BOUNDS = Bounds(min_agreement=0.995, max_abs_diff=1e-2)
+INT8_BOUNDS = Bounds(min_agreement=0.98, max_accuracy_drop=1.0)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What an export function returns: the file's bytes (metadata embedded) and notes for the manifest."""
+
+    data: bytes
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What a format learns from its converted file: operator versions and runtime compatibility.
+
+    ``compatibility`` maps a backend name (optionally with a version, ``"tflite-runtime==2.14"``) to
+    ``"ok"`` or a one-line reason; ``edge_runtime.classifier`` refuses a backend with a reason.
+    """
+
+    op_versions: Mapping[str, int] = field(default_factory=dict)
+    compatibility: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format.
+
+    Attributes:
+        name: registry name, also used in file names (``model_<name><suffix>``).
+        suffix: ``".tflite"`` or ``".onnx"``.
+        precision: ``"fp32"``, ``"fp16"``, ``"dynamic"`` or ``"int8"``.
+        backend: the ``edge_runtime`` backend that validates and (by default) runs it.
+        quantization: the preset used to make it.
+        export: ``export(ctx, fmt) -> Converted``: makes the file's bytes, metadata embedded.
+        inspect: ``inspect(path, ctx, fmt) -> Inspection``: reads operator versions and compatibility.
+        bounds: default parity bounds vs Keras.
+        description: one line for tables and ``--help``.
+        targets: runtimes (besides ``backend``) this format can be made for with ``--target``.
+    """
+
+    name: str
+    suffix: str
+    precision: str
+    backend: str
+    quantization: Quantization
+    export: Callable[[ConversionContext, ExportFormat], Converted]
+    inspect: Callable[[Path, ConversionContext, ExportFormat], Inspection]
+    bounds: Bounds
+    description: str = ""
+    targets: tuple[str, ...] = ()
+
+    @property
+    def file_name(self) -> str:
+        """File name of the artifact inside the run folder."""
+        return f"model_{self.name}{self.suffix}"
+
+
+_FORMATS: dict[str, ExportFormat] = {}
+
+
+def register_format(fmt: ExportFormat) -> ExportFormat:
+    """Add ``fmt`` to the registry (a later registration of the same name replaces it)."""
+    _FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def _load_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def formats() -> dict[str, ExportFormat]:
+    """All registered formats, by name, in registration order."""
+    _load_builtins()
+    return dict(_FORMATS)
+
+
+def format_names() -> tuple[str, ...]:
+    """Names of all registered formats."""
+    return tuple(formats())
+
+
+def get_format(name: str) -> ExportFormat:
+    """Return the format registered as ``name``.
+
+    Raises:
+        ExportError: unknown name (the message lists the known ones).
+    """
+    known = formats()
+    try:
+        return known[name]
+    except KeyError:
+        raise ExportError(f"unknown export format {name!r}; known: {', '.join(known)}") from None

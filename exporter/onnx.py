@@ -1,0 +1,186 @@
+"""ONNX formats: float32 through tf2onnx, and static QDQ int8 through onnxruntime.quantization.
+
+tf2onnx needs an explicit input signature for Keras 3 models (onnx/tensorflow-onnx#2348, #2448);
+ours is ``uint8 (1, H, W, 3)`` named ``images`` (``None`` batch with ``--dynamic-batch``). The int8
+file is *static* QDQ, per-channel, calibrated on the same images as the TFLite int8 file: ONNX
+Runtime's dynamic quantisation emits ConvInteger, which is slow for CNNs (microsoft/onnxruntime#12854).
+The run's manifest is embedded as ``metadata_props["edgeclf"]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.embedded import EMBEDDED_KEY
+from edge_runtime.errors import ExportError
+from exporter.context import ConversionContext
+from exporter.formats import (
+    FP32_BOUNDS,
+    INT8_BOUNDS,
+    Converted,
+    ExportFormat,
+    Inspection,
+    Quantization,
+    register_format,
+)
+
+# Oldest onnxruntime implementing each ONNX opset (onnxruntime's docs/Versioning.md, reported).
+_MIN_ONNXRUNTIME_FOR_OPSET = {
+    13: "1.6",
+    14: "1.8",
+    15: "1.9",
+    16: "1.11",
+    17: "1.13",
+    18: "1.14",
+    19: "1.16",
+    20: "1.17",
+    21: "1.18",
+}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _to_onnx(ctx: ConversionContext) -> Any:
+    """The float32 ONNX ModelProto of the run's model (cached for the int8 format)."""
+    key = f"onnx-fp32-{ctx.opset}-{ctx.batch_size}"
+    if key not in ctx._cache:
+        import tensorflow as tf
+        import tf2onnx
+
+        signature = (tf.TensorSpec(ctx.input_shape(), tf.uint8, name="images"),)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                proto, _ = tf2onnx.convert.from_keras(ctx.model, input_signature=signature, opset=ctx.opset)
+        except Exception as error:  # tf2onnx raises many types; report its first line
+            raise ExportError(f"onnx: tf2onnx conversion failed at opset {ctx.opset} ({_first_line(error)})") from error
+        ctx._cache[key] = proto
+    return ctx._cache[key]
+
+
+def _embed(proto: Any, payload: dict[str, Any]) -> bytes:
+    kept = [p for p in proto.metadata_props if p.key != EMBEDDED_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key = EMBEDDED_KEY
+    entry.value = json.dumps(payload, sort_keys=True)
+    proto.producer_name = "edgeclf"
+    return proto.SerializeToString()
+
+
+def convert_onnx_fp32(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
+    """tf2onnx with an explicit uint8 input signature; manifest embedded in ``metadata_props``."""
+    import onnx
+
+    proto = onnx.ModelProto()
+    proto.CopyFrom(_to_onnx(ctx))
+    details = {"opset": ctx.opset, "batch": "dynamic" if ctx.batch_size is None else ctx.batch_size}
+    return Converted(_embed(proto, ctx.embedded_payload()), details)
+
+
+class _CalibrationReader:
+    """Feeds the calibration images one at a time (``onnxruntime.quantization.CalibrationDataReader``)."""
+
+    def __init__(self, images: np.ndarray, input_name: str) -> None:
+        self._iter = iter([{input_name: image[None]} for image in images])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:  # pragma: no cover - only used by some calibration methods
+        raise NotImplementedError
+
+
+def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
+    """Static QDQ int8 (per-channel weights, uint8 activations) calibrated on the representative images."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    reader_class = type("CalibrationReader", (_CalibrationReader, CalibrationDataReader), {})
+    fp32 = _to_onnx(ctx)
+    source = ctx.work_dir / f"{fmt.name}.fp32.onnx"
+    target = ctx.work_dir / f"{fmt.name}.qdq.onnx"
+    onnx.save(fp32, str(source))
+    images = ctx.calibration_images()
+    input_name = fp32.graph.input[0].name
+    try:
+        quantize_static(
+            str(source),
+            str(target),
+            reader_class(images, input_name),
+            quant_format=QuantFormat.QDQ,
+            per_channel=fmt.quantization.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    except Exception as error:  # onnxruntime.quantization raises many types
+        raise ExportError(f"{fmt.name}: onnxruntime static quantisation failed ({_first_line(error)})") from error
+    proto = onnx.load(str(target))
+    details = {
+        "opset": ctx.opset,
+        "batch": "dynamic" if ctx.batch_size is None else ctx.batch_size,
+        "quant_format": "QDQ",
+        "per_channel": fmt.quantization.per_channel,
+        "activation_type": "uint8",
+        "weight_type": "int8",
+        "calibration_images": len(images),
+    }
+    return Converted(_embed(proto, ctx.embedded_payload()), details)
+
+
+def inspect_onnx(path: Path, ctx: ConversionContext, fmt: ExportFormat) -> Inspection:
+    """Opsets, IR version and the operator types of a converted ``.onnx`` file."""
+    import onnx
+    import onnxruntime
+
+    proto = onnx.load(str(path))
+    opsets = {(entry.domain or "ai.onnx"): int(entry.version) for entry in proto.opset_import}
+    main_opset = opsets.get("ai.onnx", 0)
+    oldest = _MIN_ONNXRUNTIME_FOR_OPSET.get(main_opset)
+    return Inspection(
+        op_versions=dict(sorted(opsets.items())),
+        compatibility={"onnxruntime": "ok"},
+        details={
+            "ir_version": int(proto.ir_version),
+            "op_types": sorted({node.op_type for node in proto.graph.node}),
+            "oldest_runtime": f"onnxruntime {oldest} (opset {main_opset}, reported)" if oldest else "unknown",
+            "compatibility_notes": {"onnxruntime": f"validated with onnxruntime {onnxruntime.__version__} at export"},
+        },
+    )
+
+
+ONNX_FP32 = register_format(
+    ExportFormat(
+        name="onnx-fp32",
+        suffix=".onnx",
+        precision="fp32",
+        backend="onnxruntime",
+        quantization=Quantization.fp32(),
+        export=convert_onnx_fp32,
+        inspect=inspect_onnx,
+        bounds=FP32_BOUNDS,
+        description="ONNX float32 (tf2onnx)",
+    )
+)
+ONNX_INT8 = register_format(
+    ExportFormat(
+        name="onnx-int8",
+        suffix=".onnx",
+        precision="int8",
+        backend="onnxruntime",
+        quantization=Quantization.int8(),
+        export=convert_onnx_int8,
+        inspect=inspect_onnx,
+        bounds=INT8_BOUNDS,
+        description="ONNX static QDQ int8, per-channel, calibrated",
+    )
+)

@@ -1,0 +1,349 @@
+"""TFLite formats: float32, float16, dynamic-range and full-integer int8 (uint8 in and out).
+
+Conversion uses ``tf.lite.TFLiteConverter.from_keras_model`` on the run's Keras 3 model, wrapped
+with a static batch-1 input by default: a dynamic batch turns the Flatten into
+SHAPE/STRIDED_SLICE/PACK/RESHAPE ops (shared FACTS). The run's manifest is embedded as a ZIP
+appended to the flatbuffer (:func:`edge_runtime.embedded.append_tflite_metadata`).
+
+Compatibility with tflite-runtime 2.14 (the last release, still on many Pis) is checked two ways:
+statically, from the operator versions and the Dense layers' quantisation parsed from the
+flatbuffer, and, when a Python with tflite-runtime 2.14 is available, by loading and running the
+file there through ``edge_runtime``'s own ``tflite-runtime`` backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edge_runtime
+from edge_runtime.embedded import append_tflite_metadata
+from edge_runtime.errors import ExportError
+from exporter.context import ConversionContext
+from exporter.formats import (
+    FP16_BOUNDS,
+    FP32_BOUNDS,
+    INT8_BOUNDS,
+    Converted,
+    ExportFormat,
+    Inspection,
+    Quantization,
+    register_format,
+)
+
+TFLITE_RUNTIME = "tflite-runtime==2.14"
+
+# Highest builtin-operator versions seen loading *and* running in tflite-runtime 2.14.0 (x86-64),
+# measured by `python -m exporter.tflite verify-table` style runs on every preset's exports (see
+# docs/export.md). An operator above its entry, or not listed, is not known to load there.
+# FULLY_CONNECTED 12 (per-channel dynamic-range Dense, TF >= 2.15) is the known failure
+# ("Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'", shared FACTS).
+TFLITE_RUNTIME_214_MAX_VERSIONS: dict[str, int] = {
+    "ADD": 2,
+    "AVERAGE_POOL_2D": 2,
+    "CAST": 1,
+    "CONCATENATION": 2,
+    "CONV_2D": 3,
+    "DEPTHWISE_CONV_2D": 3,
+    "DEQUANTIZE": 2,
+    "FULLY_CONNECTED": 9,
+    "HARD_SWISH": 1,
+    "LOGISTIC": 2,
+    "MAX_POOL_2D": 2,
+    "MEAN": 2,
+    "MUL": 2,
+    "PAD": 2,
+    "QUANTIZE": 2,
+    "RELU": 2,
+    "RELU6": 2,
+    "RESHAPE": 1,
+    "SOFTMAX": 2,
+}
+# The one operator version known to be refused by tflite-runtime 2.14 (shared FACTS).
+_KNOWN_REFUSED = {"FULLY_CONNECTED": 12}
+
+_OP_NAMES: dict[int, str] | None = None
+
+
+def _schema() -> Any:
+    # TensorFlow ships the generated flatbuffer reader of the TFLite schema.
+    from tensorflow.lite.python import schema_py_generated
+
+    return schema_py_generated
+
+
+def _op_names() -> dict[int, str]:
+    global _OP_NAMES
+    if _OP_NAMES is None:
+        builtin = _schema().BuiltinOperator
+        _OP_NAMES = {v: k for k, v in vars(builtin).items() if not k.startswith("_") and isinstance(v, int)}
+    return _OP_NAMES
+
+
+def _read_model(data: bytes) -> Any:
+    schema = _schema()
+    if not schema.Model.ModelBufferHasIdentifier(data, 0):
+        raise ExportError("not a TFLite flatbuffer (missing the TFL3 identifier)")
+    return schema.Model.GetRootAsModel(data, 0)
+
+
+def _op_code_name(code: Any) -> str:
+    # Operator codes >= 127 are stored in BuiltinCode; older files only in DeprecatedBuiltinCode.
+    number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    return _op_names().get(number, f"BUILTIN_{number}") if not code.CustomCode() else code.CustomCode().decode()
+
+
+def op_versions(data: bytes) -> dict[str, int]:
+    """The builtin operators a ``.tflite`` file uses, each with its (highest) version."""
+    model = _read_model(data)
+    versions: dict[str, int] = {}
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        name = _op_code_name(code)
+        versions[name] = max(versions.get(name, 0), int(code.Version()))
+    return dict(sorted(versions.items()))
+
+
+def per_channel_dense_without_bias(data: bytes) -> list[str]:
+    """Names of int8 FULLY_CONNECTED weights quantised per channel whose bias is missing or all zero.
+
+    tflite-runtime 2.14's aarch64 kernel (``FullyConnectedPerChannelInt8``) hands a NULL bias to
+    gemmlowp for these and segfaults in ``invoke()`` (shared FACTS, seen under qemu cortex-a72).
+    """
+    schema = _schema()
+    model = _read_model(data)
+    codes = [_op_code_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    found = []
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            if codes[op.OpcodeIndex()] != "FULLY_CONNECTED" or op.InputsLength() < 2:
+                continue
+            weights = graph.Tensors(op.Inputs(1))
+            quant = weights.Quantization()
+            if weights.Type() != schema.TensorType.INT8 or quant is None or quant.ScaleLength() <= 1:
+                continue
+            bias_index = op.Inputs(2) if op.InputsLength() > 2 else -1
+            if bias_index < 0 or _all_zero(model, graph.Tensors(bias_index)):
+                found.append(weights.Name().decode("utf-8", "replace"))
+    return found
+
+
+def _all_zero(model: Any, tensor: Any) -> bool:
+    buffer = model.Buffers(tensor.Buffer())
+    if buffer is None or buffer.DataLength() == 0:
+        return False  # not a constant: computed at run time
+    return not np.any(buffer.DataAsNumpy())
+
+
+# -- conversion -------------------------------------------------------------------------------
+
+
+def _keras_for_conversion(ctx: ConversionContext) -> Any:
+    """The run's model, with a static batch-``ctx.batch_size`` input unless the batch is dynamic."""
+    key = f"keras-batch-{ctx.batch_size}"
+    if key not in ctx._cache:
+        if ctx.batch_size is None:
+            ctx._cache[key] = ctx.model
+        else:
+            import keras
+
+            spec = ctx.manifest.input
+            inputs = keras.Input(batch_shape=ctx.input_shape(), dtype=spec.dtype, name="images")
+            ctx._cache[key] = keras.Model(inputs, ctx.model(inputs), name="edgeclf_static")
+    return ctx._cache[key]
+
+
+def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
+    """Convert the Keras model to ``fmt`` and embed the manifest; return the file's bytes."""
+    import tensorflow as tf
+
+    quant = fmt.quantization
+    converter = tf.lite.TFLiteConverter.from_keras_model(_keras_for_conversion(ctx))
+    details: dict[str, Any] = {"batch": "dynamic" if ctx.batch_size is None else ctx.batch_size}
+    if quant.kind != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant.kind == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quant.kind == "int8":
+        images = ctx.calibration_images()
+
+        def representative() -> Any:
+            for image in images:
+                yield [image[None]]
+
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+        details["calibration_images"] = len(images)
+    if quant.kind in ("int8", "dynamic"):
+        per_channel_dense = quant.per_channel and ctx.target != "tflite-runtime"
+        if not quant.per_channel:
+            converter._experimental_disable_per_channel = True
+        if not per_channel_dense:
+            # Per-tensor Dense weights: FULLY_CONNECTED stays at a version tflite-runtime 2.14 has
+            # and avoids its aarch64 crash on per-channel int8 Dense layers (shared FACTS).
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        details["per_channel"] = quant.per_channel
+        details["per_channel_dense"] = per_channel_dense
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # Keras prints the whole SavedModel signature; the converter warns that our uint8 input
+            # has no quantisation statistics, which is right: it is raw pixels, cast in the graph.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            data = converter.convert()
+    except Exception as error:  # the converter raises many types; report its first line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{fmt.name}: TFLite conversion failed ({first})") from error
+    return Converted(append_tflite_metadata(data, ctx.embedded_payload()), details)
+
+
+# -- compatibility ----------------------------------------------------------------------------
+
+
+def static_tflite_runtime_problems(data: bytes) -> list[str]:
+    """Reasons (possibly none) why tflite-runtime 2.14 would not load or run this file, from the flatbuffer."""
+    problems = []
+    for name, version in op_versions(data).items():
+        refused = _KNOWN_REFUSED.get(name)
+        if refused is not None and version >= refused:
+            problems.append(f"{name} v{version} is not in tflite-runtime 2.14 (it has up to v{refused - 1})")
+        elif name not in TFLITE_RUNTIME_214_MAX_VERSIONS:
+            problems.append(f"{name} v{version} was never checked with tflite-runtime 2.14")
+        elif version > TFLITE_RUNTIME_214_MAX_VERSIONS[name]:
+            problems.append(
+                f"{name} v{version} is above v{TFLITE_RUNTIME_214_MAX_VERSIONS[name]}, the highest seen loading in 2.14"
+            )
+    dense = per_channel_dense_without_bias(data)
+    if dense:
+        problems.append(
+            f"per-channel int8 Dense without bias ({dense[0]}) crashes tflite-runtime 2.14 on aarch64 "
+            "(Raspberry Pi) in invoke()"
+        )
+    return problems
+
+
+# Runs inside the tflite-runtime 2.14 Python: the same edge_runtime Classifier, the other backend.
+_VERIFY_SCRIPT = """
+import sys
+import numpy as np
+from edge_runtime.classifier import Classifier
+from edge_runtime.errors import EdgeclfError
+try:
+    with Classifier.from_file(sys.argv[1], backend="tflite-runtime") as clf:
+        images = np.load(sys.argv[2])
+        scores = np.concatenate([clf.scores(images[i : i + 1]) for i in range(len(images))])
+except EdgeclfError as error:
+    sys.exit(str(error).replace(sys.argv[1] + ": ", ""))
+np.save(sys.argv[3], scores)
+"""
+
+
+def verify_with_tflite_runtime(
+    path: Path, python: Path, images: np.ndarray, reference: np.ndarray, work_dir: Path
+) -> str | None:
+    """Load and run ``path`` with tflite-runtime in ``python``; ``None`` when its scores match ``reference``.
+
+    Returns a one-line reason otherwise (load failure, crash, different results).
+    """
+    inputs = work_dir / f"{path.stem}.verify-in.npy"
+    outputs = work_dir / f"{path.stem}.verify-out.npy"
+    np.save(inputs, images)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(edge_runtime.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+    )
+    try:
+        done = subprocess.run(
+            [str(python), "-c", _VERIFY_SCRIPT, str(path), str(inputs), str(outputs)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"could not run {python} ({error})"
+    if done.returncode < 0:
+        return f"tflite-runtime 2.14 crashed (signal {-done.returncode}) running this file"
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return f"tflite-runtime 2.14: {lines[-1] if lines else 'exit code ' + str(done.returncode)}"
+    scores = np.load(outputs)
+    if scores.shape != reference.shape:
+        return f"tflite-runtime 2.14 returned shape {scores.shape}, expected {reference.shape}"
+    if not np.array_equal(scores.argmax(axis=1), reference.argmax(axis=1)):
+        return "tflite-runtime 2.14 gives different top-1 labels than ai-edge-litert on the same images"
+    return None
+
+
+def inspect_tflite(path: Path, ctx: ConversionContext, fmt: ExportFormat) -> Inspection:
+    """Operator versions and compatibility of a converted ``.tflite`` file (already validated with litert)."""
+    data = path.read_bytes()
+    versions = op_versions(data)
+    problems = static_tflite_runtime_problems(data)
+    notes: dict[str, Any] = {"litert": "validated with ai-edge-litert at export"}
+    verdict = "ok" if not problems else problems[0]
+    if ctx.tflite_runtime_python is not None:
+        images = ctx._cache.get("verify_images")
+        reference = ctx._cache.get(f"scores:{fmt.name}")
+        if images is not None and reference is not None:
+            reason = verify_with_tflite_runtime(path, ctx.tflite_runtime_python, images, reference, ctx.work_dir)
+            aarch64 = [p for p in problems if "aarch64" in p]
+            # Loaded and ran on this machine: only the aarch64-only crash, which cannot be seen here, remains.
+            verdict = reason if reason is not None else (aarch64[0] if aarch64 else "ok")
+            notes[TFLITE_RUNTIME] = f"loaded and ran {len(images)} images with {ctx.tflite_runtime_python}: " + (
+                "same top-1 as ai-edge-litert" if reason is None else reason
+            )
+    else:
+        notes[TFLITE_RUNTIME] = "static check of operator versions (no tflite-runtime 2.14 Python given)"
+    compatibility = {"litert": "ok", TFLITE_RUNTIME: verdict}
+    oldest = "tflite-runtime 2.14" if verdict == "ok" else "ai-edge-litert 2.3 (the version it was validated with)"
+    return Inspection(
+        op_versions=versions,
+        compatibility=compatibility,
+        details={"compatibility_notes": notes, "oldest_runtime": oldest},
+    )
+
+
+def _tflite(name: str, precision: str, quant: Quantization, bounds: Any, description: str) -> ExportFormat:
+    return register_format(
+        ExportFormat(
+            name=name,
+            suffix=".tflite",
+            precision=precision,
+            backend="litert",
+            quantization=quant,
+            export=convert_tflite,
+            inspect=inspect_tflite,
+            bounds=bounds,
+            description=description,
+            targets=("tflite-runtime",),
+        )
+    )
+
+
+TFLITE_FP32 = _tflite("tflite-fp32", "fp32", Quantization.fp32(), FP32_BOUNDS, "TFLite float32")
+TFLITE_FP16 = _tflite("tflite-fp16", "fp16", Quantization.fp16(), FP16_BOUNDS, "TFLite float16 weights")
+TFLITE_DYNAMIC = _tflite(
+    "tflite-dynamic", "dynamic", Quantization.dynamic(), INT8_BOUNDS, "TFLite dynamic range (int8 weights)"
+)
+TFLITE_INT8 = _tflite(
+    "tflite-int8", "int8", Quantization.int8(), INT8_BOUNDS, "TFLite full integer int8, uint8 in/out, calibrated"
+)
+
+
+if __name__ == "__main__":  # pragma: no cover - a debugging aid: print a file's operator versions
+    for file in sys.argv[1:]:
+        blob = Path(file).read_bytes()
+        print(file, json.dumps(op_versions(blob)), static_tflite_runtime_problems(blob))

@@ -3,10 +3,8 @@
 Importing this package is cheap: TensorFlow and Keras are imported inside the functions that need
 them, so the command line and the configuration dataclasses work without the ``train`` extra.
 
-    from trainer import TrainConfig, train
+    from trainer.train import TrainConfig, train
     run_dir = train(TrainConfig(data="data/demo", preset="default"))
+
+(The function is deliberately not re-exported here: ``trainer.train`` stays the module.)
 """
-
-from trainer.train import TrainConfig, train
-
-__all__ = ["TrainConfig", "train"]

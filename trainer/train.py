@@ -397,6 +397,9 @@ def _callbacks(keras: Any) -> dict[str, type]:
             if self.history and self.best_weights is None and weights_file.exists():
                 # Resume: load the best weights of the interrupted run into memory, then put the
                 # restored latest weights back.
+                optimizer = self.model.optimizer
+                if optimizer is not None and not optimizer.built:  # else keras warns it skips its state
+                    optimizer.build(self.model.trainable_variables)
                 latest = self.model.get_weights()
                 self.model.load_weights(weights_file)
                 self.best_weights = self.model.get_weights()

@@ -1,0 +1,155 @@
+"""``edgeclf train``, ``edgeclf evaluate`` and ``edgeclf augment-preview``.
+
+Only light modules are imported here; TensorFlow is imported inside the trainer when a command runs,
+and without it each command says in one line which extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge_runtime.errors import missing_extra
+
+
+class Strategy(str, Enum):
+    """tf.distribute strategy."""
+
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
+
+
+class Split(str, Enum):
+    """Which images ``evaluate`` scores."""
+
+    auto = "auto"
+    train = "train"
+    validation = "validation"
+    test = "test"
+    all = "all"
+
+
+def _require_tensorflow() -> None:
+    if importlib.util.find_spec("tensorflow") is None:
+        raise missing_extra("TensorFlow", "train")
+
+
+def train(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Photos: DIR/train/<class>/*, DIR/validation/<class>/* [, DIR/test/<class>/*] or DIR/<class>/*."
+        ),
+    ] = None,
+    preset: Annotated[
+        str, typer.Option(help="Model recipe: seed, default, mobilenetv2, mobilenetv3small.")
+    ] = "default",
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default: runs/<preset>-<YYYYmmdd-HHMMSS>; runs/latest links it).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Maximum epochs (early stopping may stop sooner).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step.")] = None,
+    image_size: Annotated[int | None, typer.Option(min=8, help="Square input side in pixels.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(min=0.0, help="Peak learning rate.")] = None,
+    patience: Annotated[
+        int | None, typer.Option(min=0, help="Stop after this many epochs without a better val accuracy.")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Initial weights: 'imagenet' (backbone presets, online) or a .weights.h5 file.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the shuffle, the augmentation and the init.")] = 0,
+    val_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Validation fraction when DIR is a plain folder of classes.")
+    ] = 0.15,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Test fraction when DIR is a plain folder of classes.")
+    ] = 0.15,
+    augment: Annotated[bool, typer.Option(help="Apply the preset's augmentation while training.")] = True,
+    strategy: Annotated[
+        Strategy, typer.Option(help="tf.distribute strategy; multi-worker reads TF_CONFIG.")
+    ] = Strategy.default,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the unfinished run in --out (default: the newest unfinished one in runs/).")
+    ] = False,
+    runs_dir: Annotated[Path, typer.Option(help="Parent of default run folders and of the 'latest' link.")] = Path(
+        "runs"
+    ),
+    workers: Annotated[int, typer.Option(min=1, help="Image decoding threads.")] = 4,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary (implies --quiet).")] = False,
+) -> None:
+    """Train a classifier on a folder of photos; writes a run folder with model.keras and manifest.json."""
+    from edge_runtime.manifest import Manifest
+    from trainer.train import TrainConfig
+    from trainer.train import train as run_training
+
+    _require_tensorflow()
+    config = TrainConfig(
+        data=None if data is None else str(data),
+        preset=preset,
+        out=None if out is None else str(out),
+        runs_dir=str(runs_dir),
+        epochs=epochs,
+        batch_size=batch_size,
+        image_size=image_size,
+        learning_rate=learning_rate,
+        patience=patience,
+        weights=weights,
+        seed=seed,
+        fractions=(round(1.0 - val_fraction - test_fraction, 6), val_fraction, test_fraction),
+        augment=augment,
+        strategy=strategy.value,
+        resume=resume,
+        workers=workers,
+        verbose=0 if (quiet or json_output) else 1,
+    )
+    run_dir = run_training(config)
+    manifest = Manifest.load(run_dir)
+    if json_output:
+        summary = {"run_dir": str(run_dir), "labels": list(manifest.labels), "metrics": dict(manifest.metrics)}
+        typer.echo(json.dumps(summary, indent=2))
+    elif quiet:
+        typer.echo(str(run_dir))
+
+
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `edgeclf train` (e.g. runs/latest).")],
+    data: Annotated[Path, typer.Option(help="Labelled photos with the run's classes.")],
+    split: Annotated[
+        Split,
+        typer.Option(help="auto: the run's held-out test split, a folder's test/, or every image of a class folder."),
+    ] = Split.auto,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per prediction batch.")] = 32,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for confusion_matrix.png and evaluation.json (default RUN/evaluation).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Accuracy, per-class precision/recall/F1, confusion matrix and the misclassified files."""
+    from trainer.evaluate import evaluate as run_evaluation
+
+    _require_tensorflow()
+    report = run_evaluation(run_dir, data, split=split.value, batch_size=batch_size, out_dir=out)
+    typer.echo(json.dumps(report.to_dict(), indent=2) if json_output else report.format_text())
+
+
+def augment_preview(
+    image: Annotated[Path, typer.Argument(help="An image file.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the augmented images to.")] = Path("preview"),
+    count: Annotated[int, typer.Option("-n", "--count", min=1, help="Number of augmented versions.")] = 20,
+    preset: Annotated[str, typer.Option(help="Whose augmentation to apply.")] = "default",
+    image_size: Annotated[int | None, typer.Option(min=8, help="Square side (default: the preset's).")] = None,
+    seed: Annotated[int, typer.Option(help="Augmentation seed.")] = 0,
+) -> None:
+    """Write N augmented versions of IMAGE (as the seed's preview/ folder) using the preset's augmentation."""
+    from trainer.preview import write_augment_preview
+
+    _require_tensorflow()
+    written = write_augment_preview(image, out, count=count, preset=preset, image_size=image_size, seed=seed)
+    typer.echo(f"wrote {len(written) - 1} augmented versions of {image} (and {written[0].name}) to {out}")

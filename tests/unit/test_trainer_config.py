@@ -1,0 +1,117 @@
+"""Trainer pieces that need no TensorFlow: the config, the best-epoch rule, evaluation metrics, the CLI guard."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edge_runtime.errors import EdgeclfError
+from trainer.evaluate import (
+    ClassScores,
+    EvaluationReport,
+    Misclassified,
+    confusion_matrix,
+    per_class_scores,
+    probabilities,
+)
+from trainer.train import TrainConfig, _best_index
+
+
+@dataclasses.dataclass(frozen=True)
+class _Recipe:
+    name: str = "fake"
+    image_size: int = 96
+    batch_size: int = 12
+    epochs: int = 30
+    patience: int = 5
+    learning_rate: float = 0.01
+
+
+def test_config_resolves_only_missing_values_from_the_preset():
+    config = TrainConfig(data="d", epochs=3, image_size=None, learning_rate=None).resolved(_Recipe())
+    assert (config.epochs, config.image_size, config.batch_size, config.patience) == (3, 96, 12, 5)
+    assert config.learning_rate == 0.01
+
+
+def test_config_round_trips_through_its_dict():
+    config = TrainConfig(data="d", preset="seed", fractions=(0.8, 0.1, 0.1), epochs=4, strategy="mirrored")
+    again = TrainConfig.from_dict({**config.to_dict(), "unknown_future_key": 1})
+    assert again == config
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("epochs", 0), ("batch_size", -1), ("strategy", "tpu"), ("learning_rate", 0.0)]
+)
+def test_config_refuses_bad_values_with_a_domain_error(field, value):
+    with pytest.raises(EdgeclfError, match=field.split("_")[0]):
+        TrainConfig(data="d", **{field: value})
+
+
+def _rows(*pairs):
+    return [{"epoch": i + 1, "val_accuracy": acc, "val_loss": loss} for i, (acc, loss) in enumerate(pairs)]
+
+
+def test_best_epoch_is_highest_val_accuracy_then_lowest_val_loss_then_earliest():
+    assert _best_index(_rows((0.5, 0.9), (0.8, 0.7), (0.7, 0.1))) == 1
+    assert _best_index(_rows((0.8, 0.9), (0.8, 0.4), (0.8, 0.6))) == 1
+    assert _best_index(_rows((0.8, 0.4), (0.8, 0.4))) == 0
+    assert _best_index([{"epoch": 1, "loss": 1.0}]) is None
+
+
+def test_confusion_matrix_and_per_class_scores():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 0, 1, 1, 1])
+    matrix = confusion_matrix(y_true, y_pred, 3)
+    assert matrix.tolist() == [[2, 1, 0], [0, 2, 0], [0, 1, 0]]
+    scores = per_class_scores(matrix, ("a", "b", "c"))
+    assert scores[0] == ClassScores("a", 1.0, round(2 / 3, 6), 0.8, 3)
+    assert scores[1].precision == 0.5 and scores[1].recall == 1.0 and scores[1].f1 == round(2 / 3, 6)
+    assert scores[2] == ClassScores("c", 0.0, 0.0, 0.0, 1)  # never predicted: 0, not a division error
+
+
+def test_probabilities_turn_one_sigmoid_into_two_columns():
+    probs = probabilities(np.array([[0.2], [0.9]], np.float32), "sigmoid")
+    np.testing.assert_allclose(probs, [[0.8, 0.2], [0.1, 0.9]], atol=1e-7)
+    softmax = np.array([[0.1, 0.7, 0.2]], np.float32)
+    np.testing.assert_array_equal(probabilities(softmax, "softmax"), softmax)
+
+
+def test_report_text_shows_table_matrix_and_mistakes():
+    report = EvaluationReport(
+        run_dir="r",
+        data="d",
+        split="test",
+        labels=("cars", "elephants"),
+        count=4,
+        accuracy=0.75,
+        per_class=per_class_scores(np.array([[2, 0], [1, 1]]), ("cars", "elephants")),
+        confusion=((2, 0), (1, 1)),
+        misclassified=(Misclassified("d/test/elephants/3.jpg", "elephants", "cars", 0.61),),
+        skipped=({"path": "d/test/cars/bad.jpg", "reason": "empty file (0 bytes)"},),
+    )
+    text = report.format_text()
+    assert "accuracy: 0.7500 (3/4)" in text
+    assert "d/test/elephants/3.jpg: elephants -> cars (0.610)" in text
+    assert "d/test/cars/bad.jpg: empty file (0 bytes)" in text
+    assert report.to_dict()["confusion"] == [[2, 0], [1, 1]]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "augment-preview"])
+def test_commands_without_tensorflow_name_the_extra_in_one_line(monkeypatch, tmp_path, command):
+    import importlib.util
+
+    from edgeclf.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a))
+    args = {
+        "train": ["train", "--data", str(tmp_path)],
+        "evaluate": ["evaluate", str(tmp_path), "--data", str(tmp_path)],
+        "augment-preview": ["augment-preview", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "p")],
+    }[command]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: TensorFlow is not installed: pip install 'edgeclf[train]'"

@@ -1,0 +1,242 @@
+"""``edgeclf camera`` end to end on video files the tests write (frames of the demo classes).
+
+Uses the exported fixture models (``$EDGECLF_FIXTURE_RUN``) and OpenCV (the ``camera``/``dev`` extra).
+Covers: every frame classified as the same pixels read independently, the colour order at the
+boundary (the model sees RGB from OpenCV's BGR), a source that fails mid-stream (reconnected with
+backoff), one that never comes back (gives up with a summary), a stall (read timeout), --every,
+--max-frames, --duration, JSON output and Ctrl-C.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2", reason="OpenCV (opencv-python-headless, the camera extra) is not installed")
+
+from edge_runtime.camera import (  # noqa: E402
+    CameraOptions,
+    FrameSource,
+    OpenCVSource,
+    Picamera2Source,
+    run_camera,
+    source_factory,
+)
+from edge_runtime.classifier import Classifier  # noqa: E402
+from edge_runtime.errors import CameraError  # noqa: E402
+from edge_runtime.manifest import Manifest  # noqa: E402
+from edge_runtime.preprocess import load_image  # noqa: E402
+
+SIZE = (64, 48)
+
+
+def _write_video(path, frames_rgb, fps=10):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, SIZE)
+    assert writer.isOpened()
+    for frame in frames_rgb:
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # OpenCV writes BGR
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def clf(fixture_run):
+    with Classifier.from_run(fixture_run, threads=1) as classifier:
+        yield classifier
+
+
+@pytest.fixture(scope="module")
+def demo_video(fixture_run, tmp_path_factory):
+    """A video of the fixture's test photos (both demo classes), each shown for 2 frames."""
+    manifest = Manifest.load(fixture_run)
+    photos = sorted((Path(manifest.data["root"]) / "test").rglob("*.jpg"))
+    frames = [np.asarray(load_image(p).resize(SIZE)) for p in photos for _ in range(2)]
+    return _write_video(tmp_path_factory.mktemp("video") / "demo.avi", frames)
+
+
+def _collect(clf, make_source, **options):
+    frames, events = [], []
+    summary = run_camera(clf, make_source, CameraOptions(**options), frames.append, events.append)
+    return summary, frames, events
+
+
+def _independent_frames(video):
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def test_every_frame_of_a_video_file_is_classified(clf, demo_video):
+    expected = _independent_frames(demo_video)
+    summary, frames, events = _collect(clf, source_factory(str(demo_video)), top_k=2)
+    assert summary.stopped == "end of stream" and summary.error is None and events == []
+    assert summary.frames_read == summary.frames_classified == len(expected) == len(frames)
+    for result, bgr in zip(frames, expected, strict=True):
+        assert np.array_equal(result.input, clf.preprocess(bgr[:, :, ::-1].copy()))
+        assert result.predictions == clf.classify(bgr, top_k=2, color_order="BGR")
+    assert sum(summary.labels.values()) == len(frames)
+
+
+def test_the_model_sees_rgb_from_opencvs_bgr_frames(clf, tmp_path):
+    red = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+    red[..., 0] = 255  # pure red, in RGB
+    video = _write_video(tmp_path / "red.avi", [red] * 3)
+    source = OpenCVSource(str(video))
+    assert source.color_order == "BGR"
+    _, frames, _ = _collect(clf, lambda: source)
+    seen = frames[0].input.reshape(-1, 3).mean(axis=0)
+    assert seen[0] > 200 and seen[1] < 60 and seen[2] < 60, seen  # R high: not swapped to blue
+
+
+@pytest.mark.parametrize(("pixel_format", "channels"), [("RGB888", 3), ("XRGB8888", 4), ("BGR888", 3)])
+def test_picamera2_byte_orders_reach_the_model_as_rgb(clf, pixel_format, channels):
+    order = Picamera2Source(pixel_format=pixel_format).color_order
+    # how picamera2 lays out a pure red pixel in each format (FACTS: "RGB888" is B, G, R bytes)
+    layout = {"RGB888": [0, 0, 255], "XRGB8888": [0, 0, 255, 255], "BGR888": [255, 0, 0]}[pixel_format]
+    frame = np.tile(np.array(layout, np.uint8), (48, 64, 1))
+    assert frame.shape[2] == channels
+    assert clf.preprocess(frame, color_order=order)[0, 0].tolist() == [255, 0, 0]
+
+
+class _Flaky(FrameSource):
+    """A camera (not a file) that delivers ``good`` frames of a video, then fails or stalls."""
+
+    def __init__(self, video, good, mode):
+        self.inner = OpenCVSource(str(video))
+        self.name, self.color_order, self.finite = "flaky camera", "BGR", False
+        self.good, self.mode, self.count = good, mode, 0
+
+    def open(self):
+        self.inner.open()
+
+    def read(self):
+        self.count += 1
+        if self.count > self.good:
+            if self.mode == "stall":
+                time.sleep(3)
+            elif self.mode == "raise":
+                raise OSError("device disconnected")
+            return None
+        return self.inner.read()
+
+    def close(self):
+        self.inner.close()
+
+
+@pytest.mark.parametrize("mode", ["none", "raise", "stall"])
+def test_a_source_failing_mid_stream_is_reconnected(clf, demo_video, mode):
+    total = len(_independent_frames(demo_video))
+    made = []
+
+    def make_source():
+        # first connection: a camera that dies after 5 frames; reconnecting gets the whole video
+        made.append(_Flaky(demo_video, 5, mode) if not made else OpenCVSource(str(demo_video)))
+        return made[-1]
+
+    summary, _, events = _collect(clf, make_source, backoff=0.01, read_timeout=0.5)
+    assert summary.reconnects == 1 and len(made) == 2
+    assert len(events) == 1 and "reconnecting in" in events[0] and "attempt 1/5" in events[0]
+    expected = {"none": "stopped delivering frames", "raise": "device disconnected", "stall": "stalled"}[mode]
+    assert expected in events[0]
+    assert summary.frames_classified == 5 + total
+    assert summary.stopped == "end of stream" and summary.error is None
+
+
+def test_a_source_that_never_comes_back_gives_up_with_a_summary(clf, demo_video):
+    class Dead(_Flaky):
+        def open(self):
+            if self.good < 0:
+                raise CameraError("flaky camera: cannot open")
+            super().open()
+
+    made = []
+
+    def make_source():
+        made.append(Dead(demo_video, 3 if not made else -1, "none"))
+        return made[-1]
+
+    summary, frames, events = _collect(clf, make_source, backoff=0.01, retries=3)
+    assert len(frames) == 3
+    assert summary.stopped == "source failed"
+    assert "gave up after 3 reconnection attempts" in summary.error
+    assert [e.split("(attempt ")[-1] for e in events[:3]] == ["1/3)", "2/3)", "3/3)"]
+    assert "cannot open" in events[1]
+
+
+def test_a_source_that_cannot_open_fails_at_once(clf, tmp_path):
+    with pytest.raises(CameraError, match="no such video file"):
+        run_camera(clf, source_factory(str(tmp_path / "absent.avi")), CameraOptions(), lambda r: None)
+
+
+def test_every_max_frames_and_duration(clf, demo_video):
+    summary, frames, _ = _collect(clf, source_factory(str(demo_video)), every=3, max_frames=4)
+    assert [f.frame for f in frames] == [1, 4, 7, 10]
+    assert summary.stopped == "max-frames" and summary.frames_read == 10
+
+    class Slow(OpenCVSource):
+        def read(self):
+            time.sleep(0.02)
+            frame = super().read()
+            if frame is None:  # loop the file, like a camera that never ends
+                self.close()
+                self.open()
+                frame = super().read()
+            return frame
+
+    summary, frames, _ = _collect(clf, lambda: Slow(str(demo_video)), duration=0.3)
+    assert summary.stopped == "duration" and len(frames) > 0 and summary.seconds >= 0.3
+
+
+def _cli_env():
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_cli_json_lines_and_summary(fixture_run, demo_video):
+    pytest.importorskip("typer", reason="the command line needs typer")
+    from typer.testing import CliRunner
+
+    from edgeclf.cli import app
+
+    args = ["camera", str(fixture_run), "--source", str(demo_video), "--json", "--every", "2", "--max-frames", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["frame"] for r in lines[:-1]] == [1, 3, 5]
+    assert all(r["label"] in Manifest.load(fixture_run).labels for r in lines[:-1])
+    assert lines[-1]["summary"] is True and lines[-1]["frames_classified"] == 3 and lines[-1]["stopped"] == "max-frames"
+
+
+def test_cli_ctrl_c_stops_cleanly_with_a_summary(fixture_run, tmp_path):
+    pytest.importorskip("typer", reason="the command line needs typer")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (SIZE[1], SIZE[0], 3), dtype=np.uint8) for _ in range(8)] * 400
+    video = _write_video(tmp_path / "long.avi", frames)
+    command = [sys.executable, "-m", "edgeclf.cli", "camera", str(fixture_run), "--source", str(video), "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_cli_env())
+    try:
+        first = process.stdout.readline()  # the loop is running once a frame was printed
+        assert json.loads(first)["frame"] == 1
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["summary"] is True and summary["stopped"] == "interrupted"
+    assert 0 < summary["frames_classified"] < len(frames)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err

@@ -261,6 +261,18 @@ def test_exif_orientation_is_applied(orientation: int, fmt: str) -> None:
         assert np.abs(block[3:-3, 3:-3].mean(axis=(0, 1)) - colour).max() < 12, (orientation, fmt)
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_corrupt_exif_block_decodes_as_stored() -> None:
+    # A truncated EXIF segment (seen in photos edited by buggy tools): orientation unknown -> as stored.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    payload = b"Exif\x00\x00" + exif.tobytes()[:-6]
+    good = encode(quadrant_array(64, 48), "JPEG", quality=95)
+    data = good[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + good[2:]
+    out = _rgb(data, InputSpec(48, 64))
+    assert np.abs(out[3:21, 3:29].mean(axis=(0, 1)) - (255, 0, 0)).max() < 12
+
+
 def test_exif_orientation_on_a_pil_image_source() -> None:
     upright = quadrant_array(64, 48)
     image = Image.open(io.BytesIO(_with_orientation(_stored_for_orientation(upright, 6), 6, "PNG")))

@@ -285,7 +285,12 @@ class CameraSummary:
 
 
 class _Stalled(Exception):
-    pass
+    """A call that did not return in time; ``thread`` is still inside it."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        super().__init__()
+        self.thread = thread
+        self.source: FrameSource | None = None
 
 
 def _call_with_timeout(func: Callable[[], Any], timeout: float) -> Any:
@@ -305,9 +310,10 @@ def _call_with_timeout(func: Callable[[], Any], timeout: float) -> Any:
         finally:
             done.set()
 
-    threading.Thread(target=work, name="edgeclf-camera-read", daemon=True).start()
+    thread = threading.Thread(target=work, name="edgeclf-camera-call", daemon=True)
+    thread.start()
     if not done.wait(timeout):
-        raise _Stalled
+        raise _Stalled(thread)
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
@@ -327,6 +333,18 @@ def _close_quietly(source: FrameSource, timeout: float = 2.0) -> None:
     thread = threading.Thread(target=close, name="edgeclf-camera-close", daemon=True)
     thread.start()
     thread.join(timeout)
+
+
+def _close_after(stalled: _Stalled, source: FrameSource) -> None:
+    """Close ``source`` once the stuck call has returned, never while it is still inside the driver:
+    releasing an OpenCV capture during a blocked ``read()`` crashes the process."""
+
+    def wait_then_close() -> None:
+        stalled.thread.join()
+        with contextlib.suppress(Exception):
+            source.close()
+
+    threading.Thread(target=wait_then_close, name="edgeclf-camera-close-later", daemon=True).start()
 
 
 def run_camera(
@@ -363,7 +381,11 @@ def run_camera(
 
     def connect() -> FrameSource:
         fresh = source if not opened_once else make_source()
-        _call_with_timeout(fresh.open, options.open_timeout)
+        try:
+            _call_with_timeout(fresh.open, options.open_timeout)
+        except _Stalled as stalled:
+            _close_after(stalled, fresh)
+            raise
         return fresh
 
     try:
@@ -389,8 +411,10 @@ def run_camera(
             if current is not None:
                 try:
                     frame = _call_with_timeout(current.read, options.read_timeout)
-                except _Stalled:
+                except _Stalled as stalled:
                     problem = f"no frame for {options.read_timeout:g} s (stalled)"
+                    _close_after(stalled, current)
+                    current = None
                 except Exception as error:  # a driver error mid-stream is a disconnect, not a crash
                     problem = f"read failed ({type(error).__name__}: {error})"
                 else:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "classify": "edgeclf.commands.runtime:classify",
     "camera": "edgeclf.commands.runtime:camera",
     "export": "edgeclf.commands.export:export",
+    "benchmark": "edgeclf.commands.benchmark:benchmark",
 }
 
 

@@ -1,0 +1,150 @@
+"""``edgeclf benchmark RUNDIR --data TESTDIR``: every format of a run in one table.
+
+Only light modules are imported here: the Keras reference row imports TensorFlow inside its own
+worker process, and without TensorFlow (a Raspberry Pi) the reference becomes tflite-fp32.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class Reference(str, Enum):
+    """What the agreement and max |Δp| columns compare against."""
+
+    auto = "auto"
+    keras = "keras"
+    tflite_fp32 = "tflite-fp32"
+
+
+class Sweep(str, Enum):
+    """Scaling sweeps."""
+
+    threads = "threads"
+    size = "size"
+
+
+def _split_list(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for raw in values or () for v in raw.split(",") if v.strip())
+
+
+def _ints(values: list[str] | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    items = _split_list(values)
+    if not items:
+        return default
+    try:
+        return tuple(int(v) for v in items)
+    except ValueError:
+        raise typer.BadParameter(f"expected whole numbers, got {', '.join(items)}") from None
+
+
+def benchmark(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder with exported models (see `edgeclf export`).")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Labelled images: a folder with test/ (its test split is used) or a folder of classes "
+            "(all of it). Default: the run's own test split.",
+        ),
+    ] = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--formats", "-f", help="Formats to measure, repeated or comma-separated (default: all exported)."
+        ),
+    ] = None,
+    backends: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            help="Also run each file with this backend (e.g. tflite-runtime), repeated or comma-separated.",
+        ),
+    ] = None,
+    reference: Annotated[
+        Reference, typer.Option("--reference", help="Reference row: keras, tflite-fp32 (edge-only), or auto.")
+    ] = Reference.auto,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Timed invoke calls per format.")] = 100,
+    e2e_runs: Annotated[int, typer.Option("--e2e-runs", min=0, help="Timed end-to-end calls per format.")] = 30,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed invoke calls before timing.")] = 10,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Interleaving rounds (formats take turns).")] = 5,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="Interpreter threads (default: all cores).")
+    ] = None,
+    max_images: Annotated[
+        int | None, typer.Option("--max-images", min=1, help="Score at most this many test images.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Results folder (default: benchmarks/results/<run name>)."),
+    ] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots (needs matplotlib).")] = True,
+    sweep: Annotated[
+        Sweep | None,
+        typer.Option("--sweep", help="threads: latency per thread count; size: a model exported per input size."),
+    ] = None,
+    sweep_threads: Annotated[
+        list[str] | None, typer.Option("--sweep-threads", help="Thread counts for --sweep threads (default 1,2,4).")
+    ] = None,
+    sweep_sizes: Annotated[
+        list[str] | None,
+        typer.Option("--sweep-sizes", help="Input sides for --sweep size (default 96,160,224,300)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of a table.")] = False,
+) -> None:
+    """Measure the Keras model and every exported format on the same images: accuracy, agreement, latency, memory."""
+    from benchmarks.config import DEFAULT_SWEEP_SIZES, BenchmarkConfig
+
+    config = BenchmarkConfig(
+        run_dir=run_dir,
+        data=data,
+        formats=_split_list(formats),
+        backends=_split_list(backends),
+        reference=reference.value,
+        runs=runs,
+        e2e_runs=e2e_runs,
+        warmup=warmup,
+        rounds=rounds,
+        threads=threads,
+        max_images=max_images,
+        out=out,
+        plots=plots,
+        sweep=sweep.value if sweep else None,
+        sweep_threads=_ints(sweep_threads, (1, 2, 4)),
+        sweep_sizes=_ints(sweep_sizes, DEFAULT_SWEEP_SIZES),
+    )
+
+    def progress(message: str) -> None:
+        if not as_json:
+            print(f"· {message}", file=sys.stderr, flush=True)
+
+    if config.sweep is not None:
+        from benchmarks.sweep import print_sweep, run_sweep, write_sweep
+
+        sweep_result = run_sweep(config, progress=progress)
+        paths = write_sweep(sweep_result, config.results_dir, plots=config.plots)
+        if as_json:
+            typer.echo(json.dumps(sweep_result.to_dict(), indent=2))
+        else:
+            print_sweep(sweep_result)
+            typer.echo("wrote " + ", ".join(str(p) for p in paths))
+        return
+
+    from benchmarks.report import print_table, write_results
+    from benchmarks.runner import run_benchmark
+
+    result = run_benchmark(config, progress=progress)
+    paths = write_results(result, config.results_dir, plots=config.plots)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_table(result)
+        typer.echo("wrote " + ", ".join(str(p) for p in paths))
+    if any(not row.ran for row in result.rows):
+        raise typer.Exit(code=1)

@@ -13,6 +13,7 @@ EXPORT_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all install train export benchmark test test-slow lint format demo-data clean
+.PHONY: fixture-models test-edge test-tflite214
 
 all: train export
 
@@ -41,6 +42,53 @@ benchmark: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# -- The Pi-like installs (contract 7) ------------------------------------------------------------
+# Tiny exported models made by the real commands, then the runtime's tests in a venv with only the
+# `edge` extra (no TensorFlow) and in one with tflite-runtime 2.14 + NumPy 1.x (what older Pis have).
+FIXTURE_RUN   ?= .cache/fixture-run
+FIXTURE_DATA  ?= .cache/fixture-data
+FIXTURE_STAMP := $(FIXTURE_RUN)/.fixture-complete
+EDGE_VENV     ?= .venv-edge
+TFL_VENV      ?= .venv-tflite214
+RUNTIME_TESTS ?= tests/unit/test_runtime_*.py
+FIXTURE_ENV   := EDGECLF_FIXTURE_RUN=$(abspath $(FIXTURE_RUN))
+
+$(EDGE_VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(EDGE_VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[edge,dev]'
+	touch $@
+
+# tflite-runtime 2.14.0 is the last release: wheels for CPython <= 3.11 only, built for NumPy 1.x.
+$(TFL_VENV)/.installed:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] > (3, 11))' || \
+	  { echo "tflite-runtime 2.14 has wheels for Python <= 3.11 only; run with PYTHON=python3.11"; exit 1; }
+	test -x $(TFL_VENV)/bin/python || $(PYTHON) -m venv $(TFL_VENV)
+	$(TFL_VENV)/bin/python -m pip install --quiet 'tflite-runtime==2.14.0' 'numpy==1.26.4' 'pillow==13.0.0' 'pytest==9.2.0'
+	touch $@
+
+$(FIXTURE_STAMP): $(STAMP) $(TFL_VENV)/.installed $(wildcard edge_runtime/*.py edge_runtime/backends/*.py trainer/*.py exporter/*.py)
+	rm -rf $(FIXTURE_RUN) $(FIXTURE_DATA)
+	$(BIN)/edgeclf make-demo-data $(FIXTURE_DATA) --train-per-class 16 --validation-per-class 8 \
+	  --test-per-class 8 --width 64 --height 48 --seed 0
+	$(BIN)/edgeclf train --data $(FIXTURE_DATA) --preset default --image-size 32 --epochs 2 --batch-size 8 \
+	  --seed 0 --out $(FIXTURE_RUN)
+	$(BIN)/edgeclf export $(FIXTURE_RUN) --tflite-runtime-python $(abspath $(TFL_VENV))/bin/python
+	touch $@
+
+fixture-models: $(FIXTURE_STAMP)
+
+test-edge: $(EDGE_VENV)/.installed $(FIXTURE_STAMP)
+	$(EDGE_VENV)/bin/python -c 'import importlib.util as u, sys; bad = [m for m in ("tensorflow", "keras") if u.find_spec(m)]; \
+	  sys.exit(f"$(EDGE_VENV) must hold only the edge extra, but has {bad}" if bad else 0)'
+	$(FIXTURE_ENV) $(EDGE_VENV)/bin/python -m pytest -m "not slow" $(RUNTIME_TESTS) $(PYTEST_ARGS)
+
+# No `pip install -e .` here (typer is not needed on such a Pi): the sources go on PYTHONPATH and the
+# CLI tests skip for want of typer.
+test-tflite214: $(TFL_VENV)/.installed $(FIXTURE_STAMP)
+	$(FIXTURE_ENV) PYTHONPATH=$(CURDIR) $(TFL_VENV)/bin/python -m pytest -p no:cacheprovider -m "not slow" \
+	  $(RUNTIME_TESTS) $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +20,34 @@ from edge_runtime.manifest import TensorInfo
 # tflite-runtime 2.14 is built against NumPy 1.x: with NumPy 2 it imports, then fails when an
 # Interpreter is created (shared FACTS). Recognise that message and say what to install.
 _NUMPY_ABI_HINTS = ("compiled using NumPy 1.x", "_ARRAY_API not found", "numpy.core.multiarray failed to import")
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Collect what the C++ interpreter writes to file descriptor 2 while loading.
+
+    On success that is only "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." (noise on a
+    Pi's terminal, with no Python switch to silence it: mediapipe#2119, tensorflow#58050); on
+    failure it holds the real reason ("Didn't find op for builtin opcode ..."), which the Python
+    exception often lacks. The lines are returned in the yielded list after the block.
+    """
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreter): leave it alone
+        yield lines
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
@@ -75,10 +108,14 @@ class TFLiteBackend(Backend):
 
     def _load(self, module: ModuleType, path: Path, threads: int) -> Session:
         try:
-            interpreter = module.Interpreter(model_path=str(path), num_threads=threads)
-            interpreter.allocate_tensors()
+            with _captured_stderr() as printed:
+                interpreter = module.Interpreter(model_path=str(path), num_threads=threads)
+                interpreter.allocate_tensors()
         except (ImportError, RuntimeError, ValueError, AttributeError) as error:
+            reasons = [line for line in printed if not line.startswith("INFO:")]
             message = first_line(error)
+            if reasons and reasons[0] not in message:
+                message = f"{reasons[0].removeprefix('ERROR: ')}; {message}"
             if any(hint in str(error) for hint in _NUMPY_ABI_HINTS):
                 raise BackendUnavailableError(
                     f"{self.name} with NumPy 2 ({message})",

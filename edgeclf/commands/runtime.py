@@ -165,7 +165,7 @@ def classify(
                 typer.echo(f"{shown:<40}  {label:<16}  {score:>6}  {_topk_text(predictions)}")
     seconds = time.perf_counter() - started
     total = ok + failed
-    summary = f"{total} files: {ok} classified, {failed} failed ({seconds:.2f} s)"
+    summary = f"{total} file{'' if total == 1 else 's'}: {ok} classified, {failed} failed ({seconds:.2f} s)"
     if total == 0:
         raise EdgeclfError("no images given; pass files, folders, glob patterns or - for paths on stdin")
     typer.echo(summary, err=json_output or failed > 0)

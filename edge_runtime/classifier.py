@@ -223,7 +223,7 @@ def _choose_artifact(manifest: Manifest, run_dir: Path, backend: str | None) -> 
         manifest.artifacts,
         key=lambda a: FORMAT_PREFERENCE.index(a.format) if a.format in FORMAT_PREFERENCE else len(FORMAT_PREFERENCE),
     )
-    usable = [a for a in ranked if a.status != "failed" and (run_dir / a.file).is_file()]
+    usable = [a for a in ranked if a.status == "passed" and (run_dir / a.file).is_file()]
     if backend is not None:
         usable = [a for a in usable if Path(a.file).suffix.lower() in get_backend(backend).suffixes]
     for artifact in usable:

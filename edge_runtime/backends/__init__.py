@@ -57,6 +57,6 @@ def backend_for(path: str | Path, preferred: str | None = None) -> Backend:
     for backend in candidates:
         if backend.available():
             return backend
-    first = candidates[0]
     names = " or ".join(b.module.split(".")[0] for b in candidates)
-    raise BackendUnavailableError(f"no interpreter for {suffix} files ({names})", first.install)
+    install = "; or ".join(b.install for b in candidates)
+    raise BackendUnavailableError(f"no interpreter for {suffix} files ({names})", install)

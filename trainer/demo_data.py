@@ -138,10 +138,20 @@ def generate_demo_dataset(
         marker = asdict(spec)
         marker["classes"] = list(spec.classes)
         (staging / COMPLETE_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-        # Durable before visible: the rename is the moment the data set appears.
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(staging, out)
+        # The rename is the moment the data set appears.
+        try:
+            if out.exists():
+                out.rmdir()  # empty when checked above; fails if something was written there since
+            os.replace(staging, out)
+        except OSError:
+            # Another process filled `out` meanwhile (e.g. two `make train` at once): fine if it is the same set.
+            if _existing_spec(out) == spec:
+                shutil.rmtree(staging, ignore_errors=True)
+                return out
+            raise DatasetError(
+                f"{out}: something else was written there while the demo data was generated; "
+                "remove it or choose another folder"
+            ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -116,6 +116,32 @@ def test_an_interrupted_run_leaves_nothing_that_looks_finished(tmp_path: Path) -
     assert list(tmp_path.iterdir()) == [], "the temporary sibling folder is removed"
 
 
+def test_a_concurrent_run_that_finished_first_wins(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+
+    def race(done: int, total: int) -> None:
+        if done == total:  # another process completes the same set just before our rename
+            generate_demo_dataset(out, seed=0, **SMALL)
+
+    assert generate_demo_dataset(out, seed=0, progress=race, **SMALL) == out
+    assert is_complete_demo_dataset(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"], "our temporary folder is removed"
+
+
+def test_something_else_appearing_meanwhile_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+
+    def intrude(done: int, total: int) -> None:
+        if done == total:
+            out.mkdir()
+            (out / "mine.txt").write_text("keep me")
+
+    with pytest.raises(DatasetError, match="something else was written there"):
+        generate_demo_dataset(out, progress=intrude, **SMALL)
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
 @pytest.mark.parametrize(
     "bad",
     [{"train_per_class": 0}, {"validation_per_class": 0}, {"test_per_class": -1}, {"image_size": (8, 48)}],

@@ -1,0 +1,460 @@
+"""``make pi-check``: run edgeclf on an emulated Raspberry Pi and compare it with this x86-64 machine.
+
+For each flavour of install (:data:`pi.emulator.FLAVOURS`) the check
+
+1. runs the runtime's own tests (``tests/unit``, no TensorFlow) inside the emulated Pi with
+   ``EDGECLF_FIXTURE_RUN`` pointing at the exported models;
+2. classifies real photos with ``python -m edgeclf.cli classify RUN --format F --backend B --json``
+   — the user's command — once per exported file and backend, each in its own process, on the
+   emulated Pi and on x86-64 with the very same wheel versions, and compares the scores: float
+   formats within ``1e-5``, int8 formats identical;
+3. classifies the same photos with one file copied alone (no run folder: its embedded metadata);
+4. judges each file against the exporter's ``compatibility`` entries in the manifest: a file marked
+   compatible (or not marked) must load and match; a file marked incompatible with a runtime must be
+   *refused* by edgeclf with one clear line — and is then also run raw (the interpreter directly, no
+   refusal) to record whether the mark is confirmed (crash, load error) or over-cautious.
+
+A crash (e.g. a segfault, which kills qemu with the guest's signal) is reported by name and fails the
+check. The measured compatibility table is printed, and written with every detail to
+``.cache/pi/report.json`` and ``.cache/pi/report.md``.
+
+Exit status: 0 when every verdict passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import emulator
+from emulator import GUEST_ARCH, HOST_ARCH, ROOT, Target, log
+
+from edge_runtime.classifier import _compatibility_problem
+from edge_runtime.manifest import Artifact, Manifest
+from edge_runtime.preprocess import IMAGE_SUFFIXES
+
+FLOAT_TOLERANCE = 1e-5
+SHARED_PHOTOS = ROOT.parent / "shared" / "data" / "cars-vs-bikes" / "test"
+DEFAULT_RUN = Path(os.environ.get("EDGECLF_FIXTURE_RUN") or ROOT / ".cache" / "fixture-run")
+PROBE = Path(__file__).resolve().parent / "probe.py"
+# Same thread count on both sides: float results must not depend on how work was split.
+THREADS = 2
+PROCESS_TIMEOUT = 600
+
+
+# -- running one process and reading what happened ------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one process did: ran (with its output), was refused by edgeclf, failed, or crashed."""
+
+    status: str  # "ran", "refused", "failed", "crashed", "timeout"
+    message: str
+    seconds: float
+    stdout: str = field(default="", repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ran"
+
+
+def run_target(target: Target, args: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None) -> Outcome:
+    """Run ``python3.11 -S ARGS`` on ``target`` and classify the result."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            target.command(args),
+            env=target.env(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=PROCESS_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return Outcome("timeout", f"no answer after {PROCESS_TIMEOUT} s", time.perf_counter() - start)
+    return classify_exit(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
+
+
+def classify_exit(returncode: int, stdout: str, stderr: str, seconds: float) -> Outcome:
+    """Turn an exit status and output into an :class:`Outcome`.
+
+    qemu-user ends itself with the guest's fatal signal, so a guest segfault is ``-SIGSEGV`` here just
+    as on the host. edgeclf's CLI prints a domain error as one ``error: …`` line with exit code 1.
+    """
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return Outcome("crashed", f"killed by {name}", seconds, stdout)
+    if returncode == 0:
+        return Outcome("ran", "", seconds, stdout)
+    errors = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
+    traceback = any(line.startswith("Traceback") for line in lines)
+    if returncode == 1 and errors and not traceback:
+        return Outcome("refused", errors[0], seconds, stdout)
+    tail = lines[-1] if lines else "(no output)"
+    return Outcome("failed", f"exit code {returncode}: {tail}", seconds, stdout)
+
+
+# -- comparing ------------------------------------------------------------------------------------
+
+
+def parse_scores(stdout: str, labels: Sequence[str]) -> dict[str, list[float]]:
+    """``{file name: [score per label]}`` from ``edgeclf classify --json --top-k <all>`` output."""
+    scores = {}
+    for line in stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        by_label = {p["label"]: p["score"] for p in record["predictions"]}
+        scores[Path(record["file"]).name] = [float(by_label[label]) for label in labels]
+    return scores
+
+
+def compare(pi: dict[str, list[float]], x86: dict[str, list[float]], exact: bool) -> tuple[bool, float, str]:
+    """Compare two score tables; return ``(match, largest difference, explanation)``."""
+    if set(pi) != set(x86):
+        missing = sorted(set(x86) ^ set(pi))
+        return False, float("inf"), f"different files classified: {missing[:3]}"
+    if not pi:
+        return False, float("inf"), "no file was classified"
+    worst = max(abs(a - b) for name in pi for a, b in zip(pi[name], x86[name], strict=True))
+    if exact:
+        return worst == 0.0, worst, "identical" if worst == 0.0 else f"differs by up to {worst:.3g} (must be identical)"
+    ok = worst <= FLOAT_TOLERANCE
+    return ok, worst, f"max |Δ| {worst:.2g}" + ("" if ok else f" > {FLOAT_TOLERANCE:g}")
+
+
+def is_integer_format(artifact: Artifact) -> bool:
+    """int8 formats must match exactly; float and dynamic-range formats within the tolerance."""
+    return "int8" in artifact.format or artifact.precision == "int8"
+
+
+# -- the check ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """One exported file on one backend of one flavour."""
+
+    flavour: str
+    backend: str
+    format: str
+    file: str
+    marked: str | None  # the exporter's reason why this backend cannot run the file, if any
+    passed: bool
+    summary: str  # what the table shows
+    detail: str
+    pi: dict | None = None
+    x86: dict | None = None
+    raw: dict | None = None
+
+
+def pick_images(folder: Path, per_class: int) -> list[Path]:
+    """The first ``per_class`` images of each sub-folder (sorted, so every run uses the same files)."""
+    chosen = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()) or [folder]:
+        files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        chosen += files[:per_class]
+    return chosen
+
+
+def classify_args(model: Path, images: Sequence[Path], backend: str, top_k: int, fmt: str | None) -> list[str]:
+    """The ``edgeclf classify`` command line (as ``python -m edgeclf.cli``)."""
+    args = ["-m", "edgeclf.cli", "classify", str(model)]
+    if fmt:
+        args += ["--format", fmt]
+    return [*args, "--backend", backend, "--threads", str(THREADS), "--top-k", str(top_k), "--json", *map(str, images)]
+
+
+def compare_probes(pi: dict, x86: dict, exact: bool) -> tuple[bool, str]:
+    """Compare two probe records: raw outputs (batch and one by one) and scores."""
+    worst_text, ok = [], True
+    for key in ("raw", "raw_single", "scores"):
+        match, _, explanation = compare(pi[key], x86[key], exact)
+        ok &= match
+        if not match or key == "scores":
+            worst_text.append(explanation if key == "scores" else f"{key}: {explanation}")
+    return ok, "; ".join(worst_text)
+
+
+def judge(artifact: Artifact, marked: str | None, pi: Outcome, x86: Outcome) -> tuple[bool, str, str]:
+    """``(passed, short summary, detail)`` for one file on one backend, from the two probe runs."""
+    if marked:
+        if pi.status == "refused" and "incompatible" in pi.message:
+            return True, "refused (marked)", pi.message
+        detail = f"marked incompatible ({marked}) but edgeclf {pi.status}: {pi.message}"
+        return False, f"NOT refused: {pi.status}", detail
+    if not pi.ok:
+        what = {"refused": "does not load", "crashed": "CRASH", "failed": "FAILED", "timeout": "TIMEOUT"}[pi.status]
+        return False, f"{what}: {_short(pi.message)}", f"on the Pi: {pi.message}"
+    if not x86.ok:
+        return False, f"x86 {x86.status}", f"ran on the Pi but not on x86-64: {x86.message}"
+    pi_record, x86_record = json.loads(pi.stdout), json.loads(x86.stdout)
+    exact = is_integer_format(artifact) or np.dtype(pi_record["dtype"]).kind in "iu"
+    match, explanation = compare_probes(pi_record, x86_record, exact)
+    return match, ("ok" if match else "MISMATCH") + f" ({explanation})", explanation
+
+
+def self_test_crash(target: Target, work: Path) -> dict:
+    """Prove that a segfault inside the emulated Pi reaches us as a crash (qemu re-raises the signal)."""
+    outcome = run_target(target, ["-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"], cwd=work)
+    passed = outcome.status == "crashed" and "SIGSEGV" in outcome.message
+    log(f"crash detection under qemu: {'PASS' if passed else 'FAIL'} (a guest SIGSEGV was seen as: {outcome.message})")
+    return {"passed": passed, "seen_as": f"{outcome.status}: {outcome.message}"}
+
+
+def run_tests(target: Target, run_dir: Path, work: Path, paths: Sequence[str]) -> dict:
+    """The runtime's tests inside the emulated Pi; returns status, pytest's closing line and time."""
+    args = ["-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "--rootdir", str(ROOT)]
+    args += ["-c", str(ROOT / "pyproject.toml"), *(str(ROOT / p) for p in paths)]
+    outcome = run_target(target, args, cwd=work, env={"EDGECLF_FIXTURE_RUN": str(run_dir)})
+    lines = [line for line in outcome.stdout.splitlines() if line.strip()]
+    closing = next((line for line in reversed(lines) if re.search(r"\b(passed|failed|error|skipped)\b", line)), "")
+    passed = outcome.ok or (outcome.status == "failed" and outcome.message.startswith("exit code 5"))
+    if not outcome.ok:
+        sys.stderr.write(outcome.stdout[-6000:])
+    return {"passed": passed, "status": outcome.status, "summary": closing.strip("= "), "seconds": outcome.seconds}
+
+
+def check(options: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    run_dir = Path(options.run).resolve()
+    manifest = Manifest.load(run_dir)
+    if not manifest.artifacts:
+        raise SystemExit(f"{run_dir}: no exported models (run `make fixture-models` or `edgeclf export`)")
+    images = pick_images(Path(options.images), options.per_class)
+    if not images:
+        raise SystemExit(f"{options.images}: no images to classify")
+    flavours = emulator.selected_flavours(options.flavour)
+    built = emulator.setup(flavours)
+    setup_seconds = time.perf_counter() - started
+    log(f"emulating {built.cpu.board} ({built.cpu.qemu_cpu}); {len(images)} photos from {options.images}")
+
+    work = Path(tempfile.mkdtemp(prefix="pi-check.", dir=emulator.CACHE))
+    crash_detection = self_test_crash(built.target(flavours[0].name, GUEST_ARCH), work)
+    # One copied file alone, as on a Pi that got just that file: labels come from its embedded metadata.
+    alone = work / "alone"
+    alone.mkdir()
+    verdicts: list[Verdict] = []
+    tests: dict[str, dict] = {}
+    labels = manifest.labels
+    for flavour in flavours:
+        pi_target, x86_target = built.target(flavour.name, GUEST_ARCH), built.target(flavour.name, HOST_ARCH)
+        if options.tests:
+            log(f"{flavour.name}: runtime tests on the emulated Pi")
+            tests[flavour.name] = run_tests(pi_target, run_dir, work, options.tests)
+            log(f"{flavour.name}: tests {tests[flavour.name]['summary']} ({tests[flavour.name]['seconds']:.0f} s)")
+        for backend in flavour.backends:
+            passed_formats = []
+            for artifact in manifest.artifacts:
+                if not _backend_runs(backend, artifact.file):
+                    continue
+                marked = _compatibility_problem(artifact, backend)
+                args = [str(PROBE), str(run_dir), artifact.format, backend, *map(str, images)]
+                pi = run_target(pi_target, args, cwd=work)
+                x86 = run_target(x86_target, args, cwd=work) if not marked else pi
+                passed, summary, detail = judge(artifact, marked, pi, x86)
+                verdict = Verdict(
+                    flavour.name, backend, artifact.format, artifact.file, marked, passed, summary, detail,
+                    pi=_brief(pi), x86=_brief(x86),
+                )  # fmt: skip
+                if marked:
+                    verdict.raw = _raw_probe(pi_target, x86_target, args, work)
+                    verdict.summary += f"; raw: {verdict.raw['verdict']}"
+                verdicts.append(verdict)
+                _log_verdict(verdict)
+                if passed and not marked:
+                    passed_formats.append((artifact, json.loads(pi.stdout)))
+            # The user's commands: `edgeclf classify RUN` (the format it picks), and one file copied alone.
+            verdicts.append(_cli_run(pi_target, x86_target, backend, run_dir, images, labels, work))
+            _log_verdict(verdicts[-1])
+            if passed_formats:
+                artifact, record = passed_formats[0]
+                verdicts.append(_single_file(pi_target, artifact, backend, run_dir, alone, images, labels, record))
+                _log_verdict(verdicts[-1])
+    shutil.rmtree(work, ignore_errors=True)
+
+    report = {
+        "cpu": built.cpu.qemu_cpu,
+        "board": built.cpu.board,
+        "run": str(run_dir),
+        "images": [str(p) for p in images],
+        "seconds": {"setup": round(setup_seconds, 1), "total": round(time.perf_counter() - started, 1)},
+        "setup_seconds": {k: round(v, 1) for k, v in built.seconds.items()},
+        "versions": {f.name: _versions(built.target(f.name, GUEST_ARCH).site) for f in flavours},
+        "tests": tests,
+        "crash_detection": crash_detection,
+        "verdicts": [asdict(v) for v in verdicts],
+    }
+    table = markdown_table(report, manifest)
+    emulator.CACHE.joinpath("report.json").write_text(json.dumps(report, indent=1) + "\n")
+    emulator.CACHE.joinpath("report.md").write_text(table)
+    print(table)
+    failed = [v for v in verdicts if not v.passed]
+    failed_tests = [name for name, t in tests.items() if not t["passed"]]
+    for v in failed:
+        print(f"FAIL {v.flavour} / {v.backend} / {v.format}: {v.detail}")
+    for name in failed_tests:
+        print(f"FAIL {name}: runtime tests on the emulated Pi: {tests[name]['status']} {tests[name]['summary']}")
+    total = time.perf_counter() - started
+    print(f"pi-check: {len(verdicts) - len(failed)} passed, {len(failed)} failed "
+          f"(+ tests in {len(tests) - len(failed_tests)}/{len(tests)} flavours) in {total:.0f} s "
+          f"(setup {setup_seconds:.0f} s), {built.cpu.board}")  # fmt: skip
+    if not crash_detection["passed"]:
+        print(f"FAIL crash detection: a SIGSEGV in the emulated Pi was seen as {crash_detection['seen_as']}")
+    return 1 if failed or failed_tests or not crash_detection["passed"] else 0
+
+
+def _short(message: str, width: int = 60) -> str:
+    """The gist of an error for a table cell: the interpreter's reason if quoted, else the start."""
+    inner = re.search(r"\(([^()]{8,})\)", message)
+    text = inner.group(1) if inner else message
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _backend_runs(backend: str, file: str) -> bool:
+    suffix = Path(file).suffix.lower()
+    return suffix == ".onnx" if backend == "onnxruntime" else suffix == ".tflite"
+
+
+def _brief(outcome: Outcome) -> dict:
+    return {"status": outcome.status, "message": outcome.message, "seconds": round(outcome.seconds, 1)}
+
+
+def _versions(site: Path) -> dict[str, str]:
+    versions = json.loads((site / "versions.json").read_text())
+    keep = ("numpy", "pillow", "ai-edge-litert", "tflite-runtime", "onnxruntime")
+    return {k: v for k, v in versions.items() if k in keep}
+
+
+def _raw_probe(pi_target: Target, x86_target: Target, args: list[str], work: Path) -> dict:
+    """Run a file the exporter marked incompatible straight in the interpreter, to confirm the mark."""
+    pi = run_target(pi_target, [*args[:4], "--raw", *args[4:]], cwd=work)
+    if pi.ok:
+        verdict = "runs anyway: mark over-cautious"
+    else:
+        what = {"refused": "does not load", "crashed": "crashes", "failed": "fails", "timeout": "hangs"}[pi.status]
+        verdict = f"confirmed: {what}, {_short(pi.message, 50)}"
+    return {"verdict": verdict, "pi": _brief(pi)}
+
+
+def _log_verdict(v: Verdict) -> None:
+    log(f"{v.flavour:<15} {v.backend:<15} {v.format:<22} {'PASS' if v.passed else 'FAIL'}  {v.summary}")
+
+
+def _cli_run(pi_target: Target, x86_target: Target, backend: str, run_dir: Path, images, labels, work) -> Verdict:
+    """``edgeclf classify RUN --backend B --json PHOTOS`` on the Pi and on x86-64: same labels and scores."""
+    args = classify_args(run_dir, images, backend, len(labels), None)
+    pi = run_target(pi_target, args, cwd=work)
+    x86 = run_target(x86_target, args, cwd=work)
+    if pi.ok and x86.ok:
+        match, _, explanation = compare(parse_scores(pi.stdout, labels), parse_scores(x86.stdout, labels), False)
+        detail = f"edgeclf classify, Pi vs x86-64: {explanation}"
+    else:
+        match, detail = False, f"edgeclf classify: Pi {pi.status} {pi.message}; x86-64 {x86.status} {x86.message}"
+    return Verdict(
+        pi_target.flavour.name, backend, "edgeclf classify RUN", str(run_dir), None, match,
+        ("ok" if match else "FAIL") + f" ({detail})", detail, pi=_brief(pi), x86=_brief(x86),
+    )  # fmt: skip
+
+
+def _single_file(pi_target, artifact, backend, run_dir, alone, images, labels, record: dict) -> Verdict:
+    """``edgeclf classify FILE`` with the file copied alone (embedded metadata) must give the run's scores."""
+    copy = alone / artifact.file
+    shutil.copyfile(run_dir / artifact.file, copy)
+    outcome = run_target(pi_target, classify_args(copy, images, backend, len(labels), None), cwd=alone)
+    if outcome.ok:
+        # The CLI rounds scores to 6 decimals in its JSON.
+        match, worst, _ = compare(parse_scores(outcome.stdout, labels), record["scores"], False)
+        match = match and worst <= 1e-6
+        detail = f"single file vs run folder: max |Δ| {worst:.2g}"
+    else:
+        match, detail = False, f"single file: {outcome.status}: {outcome.message}"
+    return Verdict(
+        pi_target.flavour.name, backend, f"{artifact.format} file alone", artifact.file, None, match,
+        ("ok" if match else "FAIL") + f" ({detail})", detail, pi=_brief(outcome),
+    )  # fmt: skip
+
+
+def markdown_table(report: dict, manifest: Manifest) -> str:
+    """The measured compatibility table: one row per flavour × backend, one column per format."""
+    formats = [a.format for a in manifest.artifacts]
+    rows = {}
+    for v in report["verdicts"]:
+        if v["format"].endswith("file alone") or v["format"].startswith("edgeclf"):
+            continue
+        rows.setdefault((v["flavour"], v["backend"]), {})[v["format"]] = v
+    head = ["runtime", "Python", "numpy", *formats]
+    lines = [
+        f"Measured on an emulated {report['board']} (qemu `-cpu {report['cpu']}`, Debian 12 arm64, Python 3.11), "
+        "outputs compared with x86-64:",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    package = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime", "onnxruntime": "onnxruntime"}
+    for (flavour, backend), cells in rows.items():
+        versions = report["versions"][flavour]
+        name = f"{package[backend]} {versions.get(package[backend], '?')}"
+        row = [name, "3.11", versions.get("numpy", "?")]
+        for fmt in formats:
+            v = cells.get(fmt)
+            row.append("—" if v is None else _cell(v))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "✓ loads and matches x86-64 (float ≤ 1e-5, int8 identical); ✗ fails; refused = edgeclf refuses it with a"
+        " message because the exporter marked it incompatible; — not that runtime's file type.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _cell(v: dict) -> str:
+    if v["marked"]:
+        return ("refused" if v["passed"] else "✗ not refused") + (f" ({v['raw']['verdict']})" if v.get("raw") else "")
+    if v["passed"]:
+        return "✓"
+    return f"✗ {v['summary']}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default=str(DEFAULT_RUN), help="run folder with exported models (%(default)s)")
+    parser.add_argument(
+        "--images",
+        default=str(SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else DEFAULT_RUN / "images"),
+        help="folder of photos to classify, one sub-folder per class (default: %(default)s)",
+    )
+    parser.add_argument("--per-class", type=int, default=4, help="photos per class (default: %(default)s)")
+    parser.add_argument("--flavour", action="append", help="only this flavour (repeatable; default: all)")
+    parser.add_argument(
+        "--tests",
+        nargs="*",
+        default=os.environ.get("PI_TESTS", "tests/unit").split(),
+        help="test paths to run inside the emulated Pi (none: skip); default: %(default)s",
+    )
+    return check(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ Importing this package is cheap: TensorFlow, tf2onnx and onnx are imported when 
 
 from exporter.config import ExportConfig
 from exporter.export import ExportReport, FormatResult, export_run
-from exporter.formats import Bounds, Calibration, ExportFormat, Quantization, format_names, formats, get_format
+from exporter.formats import Bounds, Calibration, ExportFormat, Quantization, all_formats, format_names, get_format
 
 __all__ = [
     "Bounds",
@@ -18,8 +18,8 @@ __all__ = [
     "ExportReport",
     "FormatResult",
     "Quantization",
+    "all_formats",
     "export_run",
     "format_names",
-    "formats",
     "get_format",
 ]

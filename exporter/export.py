@@ -41,7 +41,7 @@ from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
-from exporter.formats import Calibration, ExportFormat, Inspection, formats, get_format
+from exporter.formats import Calibration, ExportFormat, Inspection, all_formats, get_format
 
 REPORT_NAME = "export_report.json"
 CONFIG_NAME = "export_config.json"
@@ -135,7 +135,7 @@ def _stderr(message: str) -> None:
 
 def _resolve_formats(names: Sequence[str]) -> list[ExportFormat]:
     if not names:
-        return list(formats().values())
+        return list(all_formats().values())
     seen: dict[str, ExportFormat] = {}
     for name in names:
         seen.setdefault(name, get_format(name))
@@ -409,9 +409,9 @@ def export_run(
     selected = _resolve_formats(config.formats)
     if config.target is not None and config.target not in TARGETS:
         raise ExportError(f"unknown --target {config.target!r}; known: {', '.join(TARGETS)}")
-    unknown_bounds = sorted(set(config.bounds) - set(formats()))
+    unknown_bounds = sorted(set(config.bounds) - set(all_formats()))
     if unknown_bounds:
-        raise ExportError(f"bounds given for unknown formats {unknown_bounds}; known: {', '.join(formats())}")
+        raise ExportError(f"bounds given for unknown formats {unknown_bounds}; known: {', '.join(all_formats())}")
     _check_writable(run_dir)
     model = _load_keras(run_dir, manifest)
     images, source = _validation_images(config, manifest, warn)

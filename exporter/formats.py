@@ -196,7 +196,7 @@ def _load_builtins() -> None:
         importlib.import_module(module)
 
 
-def formats() -> dict[str, ExportFormat]:
+def all_formats() -> dict[str, ExportFormat]:
     """All registered formats, by name, in registration order."""
     _load_builtins()
     return dict(_FORMATS)
@@ -204,7 +204,7 @@ def formats() -> dict[str, ExportFormat]:
 
 def format_names() -> tuple[str, ...]:
     """Names of all registered formats."""
-    return tuple(formats())
+    return tuple(all_formats())
 
 
 def get_format(name: str) -> ExportFormat:
@@ -213,7 +213,7 @@ def get_format(name: str) -> ExportFormat:
     Raises:
         ExportError: unknown name (the message lists the known ones).
     """
-    known = formats()
+    known = all_formats()
     try:
         return known[name]
     except KeyError:

@@ -97,10 +97,10 @@ def export(
     """Convert a run's model to TFLite and ONNX, validate every file against Keras, record it in the manifest."""
     from exporter import ExportConfig, export_run
     from exporter.config import parse_bounds
-    from exporter.formats import formats as registered
+    from exporter.formats import all_formats
 
     names = tuple(name.strip() for item in formats or () for name in item.split(",") if name.strip())
-    defaults = {name: fmt.bounds for name, fmt in registered().items()}
+    defaults = {name: fmt.bounds for name, fmt in all_formats().items()}
     config = ExportConfig(
         formats=names,
         calibration_images=calibration_images,

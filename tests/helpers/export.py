@@ -29,3 +29,34 @@ def copy_run(run: Path, target: Path) -> Path:
 def listing(folder: Path) -> list[str]:
     """Every entry of a folder (hidden ones too), sorted: what a failed export must leave unchanged."""
     return sorted(p.name for p in folder.iterdir())
+
+
+def make_dense_run(tiny_run: Path, target: Path) -> Path:
+    """A copy of ``tiny_run`` whose model is a small Conv + Flatten + Dense network (the seed's shape).
+
+    It converts in well under a second per format (the `default` preset takes seconds), and its
+    Dense layer is big enough to be quantised: dynamic-range quantisation leaves small weight
+    tensors in float, and this one becomes the per-channel FULLY_CONNECTED v12 that tflite-runtime
+    2.14 refuses (shared FACTS). Trained for one epoch on the run's own data so its scores mean something.
+    """
+    import keras
+
+    from edge_runtime.dataset import load_samples, reopen_from_manifest
+    from edge_runtime.manifest import Manifest
+
+    run = copy_run(tiny_run, target)
+    manifest = Manifest.load(run)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3), dtype="uint8", name="images")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(32, activation="relu")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="scores")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "binary_crossentropy")
+    train = load_samples(reopen_from_manifest(dict(manifest.data), manifest.labels).split("train"), manifest.input)
+    model.fit(train.images, train.labels, epochs=3, batch_size=8, verbose=0)
+    model.save(run / "model.keras")
+    return run

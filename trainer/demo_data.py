@@ -20,6 +20,7 @@ arguments give the same bytes on every run, and changing one count does not chan
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -41,6 +42,9 @@ CLASSES = ("cars", "elephants")  # sorted: the label order every stage derives f
 SPLITS = ("train", "validation", "test")
 COMPLETE_MARKER = ".complete"
 FORMAT_VERSION = 1  # bump when the drawing changes, so an old folder is not mistaken for a new one
+
+# Side of the shared sensor-noise field (see _noise_bank).
+_NOISE_BANK_SIDE = 768
 
 # Objects are drawn at this multiple of the output size and downsampled: smooth edges, cheaply.
 _SUPERSAMPLE = 2
@@ -276,10 +280,10 @@ def render_demo_image(kind: str, size: tuple[int, int], rng: np.random.Generator
         patch = layer.crop((left, top, right, bottom))
         centre = (x0 + obj_w / 2 - left, y0 + obj_h - top)
         patch = patch.rotate(tilt, resample=Image.Resampling.NEAREST, center=centre).reduce(ss)
-        canvas.alpha_composite(patch, (left // ss, top // ss))
+        canvas.paste(patch, (left // ss, top // ss), patch)  # alpha-blend onto the opaque canvas
 
     _foreground(canvas, rng)
-    return _camera(canvas.convert("RGB"), rng)
+    return _camera(canvas, rng)
 
 
 def _jitter(colour: tuple[int, int, int], rng: np.random.Generator, amount: float) -> tuple[int, int, int]:
@@ -302,16 +306,17 @@ def _background(size: tuple[int, int], horizon: float, rng: np.random.Generator)
     t_ground = np.clip((ys - h) / max(1e-6, 1 - h), 0, 1)
     sky = np.array(sky_top) * (1 - t_sky) + np.array(sky_bottom) * t_sky
     ground = np.array(ground_far) * (1 - t_ground) + np.array(ground_near) * t_ground
-    rows = np.where(ys < h, sky, ground)  # (H, 3)
-    jitter = rng.normal(0, 12, 3)
-    array = np.broadcast_to(rows[:, None, :] + jitter, (height, width, 3)).copy()
+    rows = np.where(ys < h, sky, ground) + rng.normal(0, 12, 3)  # (H, 3)
     # Low-frequency texture on the ground (grass tufts, patches): an upsampled random field.
-    field = rng.normal(0, 1, (max(2, height // 16), max(2, width // 16))).astype(np.float32)
+    field = rng.normal(0, 1, (max(2, height // 16), max(2, width // 16)))
     field_img = Image.fromarray(((field - field.min()) / (np.ptp(field) + 1e-6) * 255).astype(np.uint8), "L")
-    texture = np.asarray(field_img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32) / 255 - 0.5
-    array += (ys >= h)[:, :, None] * texture[:, :, None] * rng.uniform(10, 50)
-    rgba = np.concatenate([np.clip(array, 0, 255).astype(np.uint8), np.full((height, width, 1), 255, np.uint8)], 2)
-    return Image.fromarray(rgba, "RGBA")
+    texture = np.asarray(field_img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+    amplitude = (ys[:, 0] >= h) * (rng.uniform(10, 50) / 255)  # (H,): ground rows only
+    texture *= amplitude.astype(np.float32)[:, None]
+    texture -= (amplitude * 127.5).astype(np.float32)[:, None]
+    array = rows.astype(np.float32)[:, None, :] + texture[:, :, None]  # one (H, W, 3) allocation
+    np.clip(array, 0, 255, out=array)
+    return Image.fromarray(array.astype(np.uint8), "RGB")
 
 
 def _clutter(canvas: Image.Image, horizon: float, rng: np.random.Generator) -> None:
@@ -543,6 +548,24 @@ def _foreground(canvas: Image.Image, rng: np.random.Generator) -> None:
         draw.rectangle((x, rng.uniform(0, 0.5) * height, x + w, height), fill=_jitter((100, 90, 80), rng, 0.3))
 
 
+@functools.cache
+def _noise_bank() -> np.ndarray:
+    """A fixed field of Gaussian noise; images take random windows of it (drawing fresh noise per
+    image was the single most expensive step). Fixed seed: every run and platform gets the same."""
+    return np.random.default_rng(20240613).standard_normal((_NOISE_BANK_SIDE, _NOISE_BANK_SIDE, 3), dtype=np.float32)
+
+
+def _noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Standard-normal sensor noise of ``shape`` (H, W, 3): a random window of the bank, or fresh if larger."""
+    height, width = shape[:2]
+    side = _NOISE_BANK_SIDE
+    if height > side or width > side:
+        return rng.standard_normal(shape, dtype=np.float32)
+    top, left = int(rng.integers(0, side - height + 1)), int(rng.integers(0, side - width + 1))
+    window = _noise_bank()[top : top + height, left : left + width]
+    return window[::-1] if rng.random() < 0.5 else window
+
+
 def _camera(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Exposure, contrast, uneven light, defocus and sensor noise."""
     if rng.random() < 0.7:
@@ -561,9 +584,7 @@ def _camera(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     array *= np.float32(contrast)
     array += np.float32(mean * (1 - contrast))
     array *= light[:, :, None]
-    noise = rng.standard_normal(array.shape, dtype=np.float32)
-    noise *= np.float32(rng.uniform(1, 12))
-    array += noise
+    array += _noise(array.shape, rng) * np.float32(rng.uniform(1, 12))
     array += (rng.normal(0, 8, 3) + 0.5).astype(np.float32)  # white-balance cast; +0.5 rounds below
     np.clip(array, 0, 255, out=array)
     return Image.fromarray(array.astype(np.uint8), "RGB")

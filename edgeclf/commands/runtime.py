@@ -5,8 +5,10 @@ Nothing here imports TensorFlow: these are the commands a Raspberry Pi runs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -173,6 +175,24 @@ def classify(
         raise typer.Exit(code=1)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (``systemctl stop``, ``kill``) like Ctrl-C: stop the loop and print the summary."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (e.g. called from a test runner's worker): leave it
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def camera(
     model: ModelArg,
     source: Annotated[
@@ -236,7 +256,8 @@ def camera(
                 label = f"{top.label} {top.score:.3f}" if top else "(below threshold)"
                 typer.echo(f"frame {result.frame:>6}  {label:<28}  {result.fps:5.1f} fps  {result.latency_ms:6.1f} ms")
 
-        summary = run_camera(clf, make_source, cam_options, on_frame, on_event=lambda m: typer.echo(m, err=True))
+        with _sigterm_as_interrupt():
+            summary = run_camera(clf, make_source, cam_options, on_frame, on_event=lambda m: typer.echo(m, err=True))
     if json_output:
         typer.echo(json.dumps(summary.to_dict()))
     else:

@@ -321,7 +321,16 @@ def test_cli_ctrl_c_stops_cleanly_with_a_summary(fixture_run, demo_jpegs):
     pytest.importorskip("typer", reason="the command line needs typer")
     with _MjpegServer(demo_jpegs, plan=[None]) as server:
         command = [sys.executable, "-m", "edgeclf.cli", "camera", str(fixture_run), "--source", server.url, "--json"]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_cli_env())
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_cli_env(),
+            # a background shell starts jobs with SIGINT ignored, and Python then never raises
+            # KeyboardInterrupt: give the child the default disposition, as a terminal would
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             first = process.stdout.readline()  # the loop is running once a frame was printed
             assert json.loads(first)["frame"] == 1
@@ -334,3 +343,19 @@ def test_cli_ctrl_c_stops_cleanly_with_a_summary(fixture_run, demo_jpegs):
     assert summary["frames_classified"] >= 1 and summary["error"] is None
     assert process.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_cli_sigterm_stops_cleanly_with_a_summary(fixture_run, demo_jpegs):
+    """``systemctl stop`` sends SIGTERM: same clean stop and summary as Ctrl-C."""
+    pytest.importorskip("typer", reason="the command line needs typer")
+    with _MjpegServer(demo_jpegs, plan=[None]) as server:
+        command = [sys.executable, "-m", "edgeclf.cli", "camera", str(fixture_run), "--source", server.url]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_cli_env())
+        try:
+            assert process.stdout.readline().startswith("frame")
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "stopped: interrupted" in err and "Traceback" not in err

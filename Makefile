@@ -13,7 +13,7 @@ EXPORT_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all install train export benchmark test test-slow lint format demo-data clean
-.PHONY: fixture-models test-edge test-tflite214
+.PHONY: fixture-models test-edge test-tflite214 pi-check
 
 all: train export
 
@@ -89,6 +89,14 @@ test-edge: $(EDGE_VENV)/.installed $(FIXTURE_STAMP)
 test-tflite214: $(TFL_VENV)/.installed $(FIXTURE_STAMP)
 	$(FIXTURE_ENV) PYTHONPATH=$(CURDIR) $(TFL_VENV)/bin/python -m pytest -p no:cacheprovider -m "not slow" \
 	  $(RUNTIME_TESTS) $(PYTEST_ARGS)
+
+# -- The emulated Raspberry Pi (pi/): Debian 12 arm64 + the Pi's wheels under qemu, outputs vs x86-64 --
+# Builds/reuses .cache/pi (installs qemu-user-static on the host when missing). PI_CPU=cortex-a76: Pi 5.
+PI_CPU        ?= cortex-a72
+PI_CHECK_ARGS ?=
+
+pi-check: $(FIXTURE_STAMP)
+	$(FIXTURE_ENV) PI_CPU=$(PI_CPU) $(BIN)/python pi/check.py $(PI_CHECK_ARGS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

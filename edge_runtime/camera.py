@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -99,6 +100,10 @@ class FrameSource(abc.ABC):
 
 
 def _import_cv2() -> Any:
+    # OpenCV and its FFmpeg print their own warnings ("Stream ends prematurely", "can't open camera
+    # by index") on stderr; the loop reports each failure in one line of its own. A user's setting wins.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     try:
         import cv2
     except ImportError:
@@ -281,7 +286,7 @@ class CameraSummary:
             f"{self.frames_classified} frames classified ({self.frames_read} read) in {self.seconds:.1f} s, "
             f"{self.fps:.1f} fps; top labels: {labels}; reconnects: {self.reconnects}; stopped: {self.stopped}"
         )
-        return text + (f" ({self.error})" if self.error else "")
+        return text  # the error itself was reported when it happened (on_event)
 
 
 class _Stalled(Exception):
@@ -406,7 +411,7 @@ def run_camera(
                 except CameraError as error:
                     if not opened_once:
                         raise
-                    problem = str(error)
+                    problem = str(error).removeprefix(f"{source.name}: ")
             frame = None
             if current is not None:
                 try:

@@ -337,6 +337,12 @@ def _export_one(
         verdict = inspection.compatibility.get(key, "not checked")
         if verdict != "ok":
             status, message = "refused", f"{fmt.name} cannot be made for {TARGETS[config.target]}: {verdict}"
+            if fmt.quantization.kind == "dynamic":
+                # Measured: TF quantises a 1-unit Dense (a binary head) per channel in dynamic range even
+                # with per-channel quantisation disabled, which is FULLY_CONNECTED v12.
+                message += (
+                    "; its Dense layer is quantised per channel whatever the flags, use tflite-int8 or tflite-fp16"
+                )
     if failures and fmt.quantization.kind in ("int8", "dynamic"):
         message = INT8_HINT
     seconds = time.perf_counter() - started

@@ -31,13 +31,17 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-def make_dense_run(tiny_run: Path, target: Path) -> Path:
+def make_dense_run(tiny_run: Path, target: Path, *, hidden: int | None = 32) -> Path:
     """A copy of ``tiny_run`` whose model is a small Conv + Flatten + Dense network (the seed's shape).
 
     It converts in well under a second per format (the `default` preset takes seconds), and its
     Dense layer is big enough to be quantised: dynamic-range quantisation leaves small weight
     tensors in float, and this one becomes the per-channel FULLY_CONNECTED v12 that tflite-runtime
-    2.14 refuses (shared FACTS). Trained for one epoch on the run's own data so its scores mean something.
+    2.14 refuses (shared FACTS). Trained for a few epochs on the run's own data so its scores mean something.
+
+    ``hidden=None`` puts the 1-unit sigmoid Dense straight on the 1800 flattened features: TF then
+    quantises that Dense per channel in dynamic range whatever the converter flags say (FULLY_CONNECTED
+    v12), so tflite-dynamic cannot be made for tflite-runtime 2.14 at all.
     """
     import keras
 
@@ -52,7 +56,8 @@ def make_dense_run(tiny_run: Path, target: Path) -> Path:
     x = keras.layers.Conv2D(8, 3, activation="relu")(x)
     x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(32, activation="relu")(x)
+    if hidden is not None:
+        x = keras.layers.Dense(hidden, activation="relu")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="scores")(x)
     model = keras.Model(inputs, outputs)
     model.compile("adam", "binary_crossentropy")

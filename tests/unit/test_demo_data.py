@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -10,13 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from edge_runtime.dataset import load_samples, open_labelled_folder
 from edge_runtime.errors import DatasetError
 from edge_runtime.manifest import InputSpec
 from edgeclf.cli import app
-from trainer.demo_data import CLASSES, COMPLETE_MARKER, generate_demo_dataset, is_complete_demo_dataset
+from trainer.demo_data import (
+    CLASSES,
+    COMPLETE_MARKER,
+    generate_demo_dataset,
+    is_complete_demo_dataset,
+    render_demo_jpeg,
+)
 
 SMALL = {"train_per_class": 6, "validation_per_class": 3, "test_per_class": 2, "image_size": (64, 48)}
 
@@ -150,6 +158,14 @@ def test_bad_arguments_are_refused(tmp_path: Path, bad: dict) -> None:
     with pytest.raises(DatasetError):
         generate_demo_dataset(tmp_path / "demo", **{**SMALL, **bad})
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("size", [(16, 16), (1000, 40), (40, 900)])
+def test_extreme_sizes_render(size: tuple[int, int]) -> None:
+    # tiny images, and sides beyond the shared noise field (fresh noise is drawn then)
+    for kind in CLASSES:
+        with Image.open(io.BytesIO(render_demo_jpeg(kind, size, seed=(0, 0, 0, 1)))) as image:
+            assert image.format == "JPEG" and image.size == size and image.mode == "RGB"
 
 
 def test_import_does_not_load_tensorflow() -> None:

@@ -110,7 +110,12 @@ def load_image(
     if isinstance(source, np.ndarray):
         return _frame_to_image(source, color_order)
     if isinstance(source, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(source) or source, None)
+        name = getattr(source, "filename", None) or None
+        try:
+            source.load()  # an image from Image.open() decodes lazily: a truncated file fails here
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise ImageDecodeError(name, f"corrupt or truncated image ({error})") from None
+        return _to_rgb(ImageOps.exif_transpose(source) or source, name)
     path = None if isinstance(source, (bytes, bytearray)) else Path(source)
     try:
         if path is not None:

@@ -72,6 +72,13 @@ def test_bad_bytes_raise_decode_error_without_a_path(tmp_path: Path, kind: str) 
     assert str(caught.value).startswith("<image>: ")
 
 
+def test_a_lazily_opened_pil_image_that_fails_to_decode_is_a_decode_error(tmp_path: Path) -> None:
+    path = BAD_FILE_WRITERS["truncated-png"](tmp_path)  # Image.open() reads only its header
+    with Image.open(path) as image, pytest.raises(ImageDecodeError, match="corrupt or truncated") as caught:
+        preprocess(image, SPEC)
+    assert caught.value.path == str(path)
+
+
 def test_missing_file_is_a_decode_error(tmp_path: Path) -> None:
     with pytest.raises(ImageDecodeError, match="no such file"):
         preprocess(tmp_path / "gone.jpg", SPEC)

@@ -139,7 +139,7 @@ class BenchmarkResult:
 # -- test data -----------------------------------------------------------------------------------
 
 
-def test_samples(manifest: Manifest, data: Path | None) -> tuple[tuple[Sample, ...], str]:
+def benchmark_samples(manifest: Manifest, data: Path | None) -> tuple[tuple[Sample, ...], str]:
     """The labelled images to score and where they came from.
 
     ``data`` with ``train/`` (splits layout): its ``test/`` split (``validation/`` when it has none);
@@ -389,7 +389,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
         raise ManifestError(f"{run_dir}: nothing exported yet; run `edgeclf export {run_dir}` first")
     entries, reference = plan_rows(manifest, config, run_dir)
     host = host_info()
-    samples, source = test_samples(manifest, config.data)
+    samples, source = benchmark_samples(manifest, config.data)
     if config.max_images is not None:
         samples = _take_balanced(samples, config.max_images)
     loaded = load_samples(samples, manifest.input)

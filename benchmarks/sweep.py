@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks.config import BenchmarkConfig
 from benchmarks.host import host_info, load_average
-from benchmarks.runner import KERAS_ROW, Entry, Progress, measure, plan_rows, tensorflow_available, test_samples
+from benchmarks.runner import KERAS_ROW, Entry, Progress, benchmark_samples, measure, plan_rows, tensorflow_available
 from edge_runtime.dataset import load_samples
 from edge_runtime.errors import EdgeclfError, missing_extra
 from edge_runtime.fileio import atomic_write_text
@@ -80,7 +80,7 @@ def run_sweep(config: BenchmarkConfig, progress: Progress | None = None) -> Swee
     run_dir = Path(config.run_dir)
     manifest = Manifest.load(run_dir)
     result = SweepResult(config.sweep or "", config, host_info())
-    samples, _ = test_samples(manifest, config.data)
+    samples, _ = benchmark_samples(manifest, config.data)
     with tempfile.TemporaryDirectory(prefix="edgeclf-sweep-") as tmp:
         work = Path(tmp)
         if config.sweep == "threads":

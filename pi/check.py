@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -255,46 +256,57 @@ def check(options: argparse.Namespace) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="pi-check.", dir=emulator.CACHE))
     crash_detection = self_test_crash(built.target(flavours[0].name, GUEST_ARCH), work)
-    # One copied file alone, as on a Pi that got just that file: labels come from its embedded metadata.
-    alone = work / "alone"
-    alone.mkdir()
     verdicts: list[Verdict] = []
     tests: dict[str, dict] = {}
     labels = manifest.labels
-    for flavour in flavours:
+
+    def check_backend(flavour: emulator.Flavour, backend: str) -> list[Verdict]:
+        """Every file of ``backend``'s type, then the user's commands; sequential inside one group."""
         pi_target, x86_target = built.target(flavour.name, GUEST_ARCH), built.target(flavour.name, HOST_ARCH)
-        if options.tests:
-            log(f"{flavour.name}: runtime tests on the emulated Pi")
-            tests[flavour.name] = run_tests(pi_target, run_dir, work, options.tests)
-            log(f"{flavour.name}: tests {tests[flavour.name]['summary']} ({tests[flavour.name]['seconds']:.0f} s)")
-        for backend in flavour.backends:
-            passed_formats = []
-            for artifact in manifest.artifacts:
-                if not _backend_runs(backend, artifact.file):
-                    continue
-                marked = _compatibility_problem(artifact, backend)
-                args = [str(PROBE), str(run_dir), artifact.format, backend, *map(str, images)]
-                pi = run_target(pi_target, args, cwd=work)
-                x86 = run_target(x86_target, args, cwd=work) if not marked else pi
-                passed, summary, detail = judge(artifact, marked, pi, x86)
-                verdict = Verdict(
-                    flavour.name, backend, artifact.format, artifact.file, marked, passed, summary, detail,
-                    pi=_brief(pi), x86=_brief(x86),
-                )  # fmt: skip
-                if marked:
-                    verdict.raw = _raw_probe(pi_target, x86_target, args, work)
-                    verdict.summary += f"; raw: {verdict.raw['verdict']}"
-                verdicts.append(verdict)
-                _log_verdict(verdict)
-                if passed and not marked:
-                    passed_formats.append((artifact, json.loads(pi.stdout)))
-            # The user's commands: `edgeclf classify RUN` (the format it picks), and one file copied alone.
-            verdicts.append(_cli_run(pi_target, x86_target, backend, run_dir, images, labels, work))
-            _log_verdict(verdicts[-1])
-            if passed_formats:
-                artifact, record = passed_formats[0]
-                verdicts.append(_single_file(pi_target, artifact, backend, run_dir, alone, images, labels, record))
-                _log_verdict(verdicts[-1])
+        found, passed_formats = [], []
+        for artifact in manifest.artifacts:
+            if not _backend_runs(backend, artifact.file):
+                continue
+            marked = _compatibility_problem(artifact, backend)
+            args = [str(PROBE), str(run_dir), artifact.format, backend, *map(str, images)]
+            pi = run_target(pi_target, args, cwd=work)
+            x86 = run_target(x86_target, args, cwd=work) if not marked else pi
+            passed, summary, detail = judge(artifact, marked, pi, x86)
+            verdict = Verdict(
+                flavour.name, backend, artifact.format, artifact.file, marked, passed, summary, detail,
+                pi=_brief(pi), x86=_brief(x86),
+            )  # fmt: skip
+            if marked:
+                verdict.raw = _raw_probe(pi_target, x86_target, args, work)
+                verdict.summary += f"; raw: {verdict.raw['verdict']}"
+            found.append(verdict)
+            _log_verdict(verdict)
+            if passed and not marked:
+                passed_formats.append((artifact, json.loads(pi.stdout)))
+        # The user's commands: `edgeclf classify RUN` (the format it picks), and one file copied alone.
+        found.append(_cli_run(pi_target, x86_target, backend, run_dir, images, labels, work))
+        _log_verdict(found[-1])
+        if passed_formats:
+            artifact, record = passed_formats[0]
+            alone = work / f"alone-{flavour.name}-{backend}"
+            alone.mkdir()
+            found.append(_single_file(pi_target, artifact, backend, run_dir, alone, images, labels, record))
+            _log_verdict(found[-1])
+        return found
+
+    def test_flavour(flavour: emulator.Flavour) -> dict:
+        result = run_tests(built.target(flavour.name, GUEST_ARCH), run_dir, work, options.tests)
+        log(f"{flavour.name}: runtime tests on the emulated Pi: {result['summary']} ({result['seconds']:.0f} s)")
+        return result
+
+    # Independent groups run side by side (PI_JOBS, default 2 = this machine's cores): each is a chain
+    # of single-threaded qemu start-ups, so two at once nearly halve the wall time.
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        test_jobs = {f.name: pool.submit(test_flavour, f) for f in flavours if options.tests}
+        groups = [pool.submit(check_backend, f, b) for f in flavours for b in f.backends]
+        for group in groups:
+            verdicts.extend(group.result())
+        tests.update({name: job.result() for name, job in test_jobs.items()})
     shutil.rmtree(work, ignore_errors=True)
 
     report = {
@@ -451,6 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--per-class", type=int, default=4, help="photos per class (default: %(default)s)")
     parser.add_argument("--flavour", action="append", help="only this flavour (repeatable; default: all)")
+    parser.add_argument(
+        "--jobs", type=int, default=int(os.environ.get("PI_JOBS", "2")), help="processes at once (%(default)s)"
+    )
     parser.add_argument(
         "--tests",
         nargs="*",

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,10 @@ class Flavour:
     numpy: str | None = None
 
 
-NUMPY1 = "numpy==1.26.4"  # the last NumPy 1.x with cp311 aarch64 wheels
+# NumPy 1.x as Raspberry Pi OS bookworm ships it (python3-numpy 1:1.24.2): a venv made with
+# --system-site-packages (for apt's picamera2) must keep it — apt's simplejpeg, which picamera2
+# imports, is built against NumPy 1 and fails under NumPy 2 (raspberrypi/picamera2#1088).
+NUMPY1 = "numpy==1.24.2"
 
 FLAVOURS: dict[str, Flavour] = {
     f.name: f
@@ -351,6 +355,25 @@ def write_launcher(sysroot: Path, cpu: CpuModel) -> Path:
     return launcher
 
 
+def write_flavour_launcher(launcher: Path, target_site: Path, project: Path, flavour: Flavour) -> Path:
+    """Write ``.cache/pi/bin/python-<flavour>``: the Pi's Python with that flavour's wheels importable.
+
+    Any tool that takes "a Python to run" can use it, e.g. the exporter's tflite-runtime verification
+    on the emulated Pi's aarch64 kernels:
+    ``edgeclf export RUN --tflite-runtime-python .cache/pi/bin/python-tflite-runtime``.
+    """
+    path = launcher.parent / f"python-{flavour.name}"
+    text = (
+        "#!/bin/sh\n"
+        f"# The emulated Pi's Python with the {flavour.name} wheels ({flavour.description}).\n"
+        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{project}:{target_site}" PYTHONNOUSERSITE=1 exec "{launcher}" "$@"\n'
+    )
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+        path.chmod(0o755)
+    return path
+
+
 # -- the wheels ------------------------------------------------------------------------------------
 
 
@@ -551,13 +574,17 @@ def setup(flavours: Iterable[Flavour] | None = None, *, host: bool = True) -> Se
     start = time.perf_counter()
     targets = {}
     archs = (GUEST_ARCH, HOST_ARCH) if host else (GUEST_ARCH,)
-    for flavour in flavours or selected_flavours():
-        for arch in archs:
-            site = build_site(flavour, arch, wheel)
-            emulated = arch == GUEST_ARCH
-            targets[(flavour.name, arch)] = Target(
-                flavour, arch, site, project, *((sysroot, cpu, launcher) if emulated else (None, None, None))
-            )
+    wanted = [(flavour, arch) for flavour in flavours or selected_flavours() for arch in archs]
+    # pip spends most of a cold install waiting on downloads: three at once.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        sites = list(pool.map(lambda job: build_site(job[0], job[1], wheel), wanted))
+    for (flavour, arch), site in zip(wanted, sites, strict=True):
+        emulated = arch == GUEST_ARCH
+        if emulated:
+            write_flavour_launcher(launcher, site, project, flavour)
+        targets[(flavour.name, arch)] = Target(
+            flavour, arch, site, project, *((sysroot, cpu, launcher) if emulated else (None, None, None))
+        )
     seconds["wheels"] = time.perf_counter() - start
     return Setup(sysroot, project, cpu, targets, seconds)
 

@@ -95,7 +95,7 @@ def one_artifact(fixture_run):
     _, ok, _, _ = _runnable(fixture_run)
     if not ok:
         pytest.fail("no artifact of the fixture run can run in this venv")
-    return ok[0][0]
+    return sorted((a for a, _ in ok), key=lambda a: a.status != "passed")[0]
 
 
 def test_default_format_and_threads(fixture_run, one_artifact):
@@ -230,3 +230,21 @@ def test_preprocess_spec_is_the_manifest_input(fixture_run, one_artifact):
         assert isinstance(clf.spec, InputSpec)
         assert clf.prepare(np.zeros(clf.spec.shape, np.uint8)).shape == (1, *clf.spec.shape)
         assert isinstance(clf.session.inputs[0], TensorInfo)
+
+
+def test_an_incompatibility_recorded_by_the_exporter_is_honoured(fixture_run, one_artifact, tmp_path):
+    """Whatever this venv has: a backend the manifest calls incompatible is refused with that reason."""
+    manifest = _copy_run(fixture_run, one_artifact, tmp_path)
+    backend = backend_for(one_artifact.file, one_artifact.backend).name
+    verdict = {f"{backend}==9.9": "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'"}
+    marked = dataclasses.replace(one_artifact, compatibility={**one_artifact.compatibility, **verdict})
+    dataclasses.replace(manifest, artifacts=(marked,)).save(tmp_path)
+    with pytest.raises(ModelLoadError, match=rf"incompatible with {backend} .*FULLY_CONNECTED' version '12'"):
+        Classifier.from_run(tmp_path, format=one_artifact.format)
+    # with no format asked for, an incompatible file is not picked
+    with pytest.raises(ModelLoadError, match="incompatible"):
+        Classifier.from_run(tmp_path)
+    ok = dataclasses.replace(one_artifact, compatibility={backend: "ok"})
+    dataclasses.replace(manifest, artifacts=(ok,)).save(tmp_path)
+    with Classifier.from_run(tmp_path) as clf:
+        assert clf.format == one_artifact.format

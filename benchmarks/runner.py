@@ -57,6 +57,7 @@ class Row:
     gflops_per_s: float | None = None
     threads: int | None = None
     reference: bool = False
+    cpu_ms_per_frame: float | None = None  # process CPU time per invoke, all threads (load-independent)
 
     @property
     def ran(self) -> bool:
@@ -87,6 +88,7 @@ class Row:
             "peak_rss_mb": self.peak_rss_mb,
             "gflops_per_s": self.gflops_per_s,
             "threads": self.threads,
+            "cpu_ms_per_frame": self.cpu_ms_per_frame,
         }
 
 
@@ -344,6 +346,7 @@ def measure(
         names = list(workers)
         invoke = {n: [[] for _ in range(config.rounds)] for n in names}
         e2e = {n: [[] for _ in range(config.rounds)] for n in names}
+        cpu_ms = dict.fromkeys(names, 0.0)
         invoke_split = _split(config.runs, config.rounds)
         e2e_split = _split(config.e2e_runs, config.rounds) if files else [0] * config.rounds
         for r in range(config.rounds):
@@ -353,7 +356,9 @@ def measure(
                 worker = workers[name]
                 try:
                     if invoke_split[r]:
-                        invoke[name][r] = worker.ask({"cmd": "invoke", "n": invoke_split[r]})["times"]
+                        answer = worker.ask({"cmd": "invoke", "n": invoke_split[r]})
+                        invoke[name][r] = answer["times"]
+                        cpu_ms[name] += answer.get("cpu_ms", 0.0)
                     if e2e_split[r]:
                         e2e[name][r] = worker.ask({"cmd": "e2e", "n": e2e_split[r]})["times"]
                 except WorkerError as error:
@@ -366,6 +371,8 @@ def measure(
             if row.ran:
                 row.invoke = summarize([t for part in invoke[name] for t in part], invoke[name])
                 row.e2e = summarize([t for part in e2e[name] for t in part], e2e[name])
+                if row.invoke:
+                    row.cpu_ms_per_frame = cpu_ms[name] / row.invoke.n
     finally:
         for worker in workers.values():
             worker.close()

@@ -5,6 +5,7 @@ level), registered for a ``.fake`` suffix only: they test the command, not infer
 run the real exported fixture models.
 """
 
+import dataclasses
 import json
 import struct
 import zlib
@@ -177,3 +178,25 @@ def test_real_models_classify_a_folder(fixture_run):
     assert len(records) == sum(manifest.data["counts"]["test"].values())
     assert all(r["label"] in manifest.labels for r in records)
     assert records[0]["predictions"] == [{**p.to_dict(), "score": round(p.score, 6)} for p in expected]
+
+
+def test_missing_interpreter_is_one_line_naming_what_to_install(tmp_path, monkeypatch, photos):
+    from edge_runtime.backends.tflite import TFLiteBackend
+
+    for name in ("litert", "tflite-runtime"):  # as on a Pi where neither TFLite interpreter is installed
+        absent = dataclasses.replace(BACKENDS[name], module=f"edgeclf_absent_{name.replace('-', '_')}.interpreter")
+        assert isinstance(absent, TFLiteBackend)
+        monkeypatch.setitem(BACKENDS, name, absent)
+    run = tmp_path / "run"
+    run.mkdir()
+    model = run / "model_tflite-int8.tflite"
+    model.write_bytes(b"not loaded: the interpreter is missing first")
+    artifact = Artifact(
+        "tflite-int8", "int8", model.name, model.stat().st_size, sha256_file(model), "litert", (IN,), (OUT,)
+    )
+    Manifest(("cars", "elephants"), SPEC, "sigmoid", "test", artifacts=(artifact,)).save(run)
+    result = _invoke(run, photos / "red.jpg")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "pip install 'edgeclf[edge]'" in lines[0] and "tflite-runtime==2.14.0 'numpy<2'" in lines[0]

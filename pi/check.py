@@ -284,7 +284,8 @@ def check(options: argparse.Namespace) -> int:
             if passed and not marked:
                 passed_formats.append((artifact, json.loads(pi.stdout)))
         # The user's commands: `edgeclf classify RUN` (the format it picks), and one file copied alone.
-        found.append(_cli_run(pi_target, x86_target, backend, run_dir, images, labels, work))
+        runnable = any(v.marked is None for v in found)
+        found.append(_cli_run(pi_target, x86_target, backend, run_dir, images, labels, work, runnable))
         _log_verdict(found[-1])
         if passed_formats:
             artifact, record = passed_formats[0]
@@ -304,9 +305,15 @@ def check(options: argparse.Namespace) -> int:
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
         test_jobs = {f.name: pool.submit(test_flavour, f) for f in flavours if options.tests}
         groups = [pool.submit(check_backend, f, b) for f in flavours for b in f.backends]
+        data_root = Path(str(manifest.data.get("root", ""))) if manifest.data.get("root") else None
+        guide = next((f for f in flavours if f.name == "edge-numpy1"), flavours[0])  # the guide's install
+        benchmark = pool.submit(_benchmark_run, built.target(guide.name, GUEST_ARCH), run_dir, data_root, work)
         for group in groups:
             verdicts.extend(group.result())
         tests.update({name: job.result() for name, job in test_jobs.items()})
+        if benchmark.result() is not None:
+            verdicts.append(benchmark.result())
+            _log_verdict(verdicts[-1])
     shutil.rmtree(work, ignore_errors=True)
 
     report = {
@@ -377,12 +384,21 @@ def _log_verdict(v: Verdict) -> None:
     log(f"{v.flavour:<15} {v.backend:<15} {v.format:<22} {'PASS' if v.passed else 'FAIL'}  {v.summary}")
 
 
-def _cli_run(pi_target: Target, x86_target: Target, backend: str, run_dir: Path, images, labels, work) -> Verdict:
-    """``edgeclf classify RUN --backend B --json PHOTOS`` on the Pi and on x86-64: same labels and scores."""
+def _cli_run(
+    pi_target: Target, x86_target: Target, backend: str, run_dir: Path, images, labels, work, runnable: bool
+) -> Verdict:
+    """``edgeclf classify RUN --backend B --json PHOTOS`` on the Pi and on x86-64: same labels and scores.
+
+    When the exporter marked every file of the run incompatible with ``backend`` (``runnable`` false),
+    the command must refuse with one line instead.
+    """
     args = classify_args(run_dir, images, backend, len(labels), None)
     pi = run_target(pi_target, args, cwd=work)
     x86 = run_target(x86_target, args, cwd=work)
-    if pi.ok and x86.ok:
+    if not runnable:
+        match = pi.status == "refused" and "incompatible" in pi.message
+        detail = f"every file is marked incompatible with {backend}; edgeclf classify {pi.status}: {pi.message}"
+    elif pi.ok and x86.ok:
         match, _, explanation = compare(parse_scores(pi.stdout, labels), parse_scores(x86.stdout, labels), False)
         detail = f"edgeclf classify, Pi vs x86-64: {explanation}"
     else:
@@ -390,6 +406,25 @@ def _cli_run(pi_target: Target, x86_target: Target, backend: str, run_dir: Path,
     return Verdict(
         pi_target.flavour.name, backend, "edgeclf classify RUN", str(run_dir), None, match,
         ("ok" if match else "FAIL") + f" ({detail})", detail, pi=_brief(pi), x86=_brief(x86),
+    )  # fmt: skip
+
+
+def _benchmark_run(pi_target: Target, run_dir: Path, data: Path | None, work: Path) -> Verdict | None:
+    """The guide's ``edgeclf benchmark --sweep threads`` on the Pi's install (that it runs; timings mean nothing)."""
+    if data is None or not data.is_dir():
+        log(f"edgeclf benchmark not run: the run's data folder {data} is not here")
+        return None
+    out = work / "benchmark"
+    args = ["-m", "edgeclf.cli", "benchmark", str(run_dir), "--data", str(data), "--reference", "tflite-fp32"]
+    args += ["--sweep", "threads", "--sweep-threads", "1,2", "--no-plots", "--out", str(out)]
+    args += ["--runs", "3", "--e2e-runs", "1", "--warmup", "1", "--rounds", "1", "--max-images", "4"]  # few: not timed
+    outcome = run_target(pi_target, args, cwd=work)
+    wrote = sorted(p.name for p in out.glob("*")) if out.is_dir() else []
+    passed = outcome.ok and bool(wrote)
+    detail = f"wrote {', '.join(wrote)}" if passed else f"{outcome.status}: {outcome.message} (wrote {wrote})"
+    return Verdict(
+        pi_target.flavour.name, "all", "edgeclf benchmark --sweep threads", str(run_dir), None, passed,
+        ("ok" if passed else "FAIL") + f" ({detail})", detail, pi=_brief(outcome),
     )  # fmt: skip
 
 
@@ -416,7 +451,7 @@ def markdown_table(report: dict, manifest: Manifest) -> str:
     formats = [a.format for a in manifest.artifacts]
     rows = {}
     for v in report["verdicts"]:
-        if v["format"].endswith("file alone") or v["format"].startswith("edgeclf"):
+        if v["format"].startswith("edgeclf") or v["format"].endswith("file alone"):
             continue
         rows.setdefault((v["flavour"], v["backend"]), {})[v["format"]] = v
     head = ["runtime", "Python", "numpy", *formats]

@@ -335,6 +335,12 @@ class Classifier:
             raise ModelLoadError(f"{target}: no such run folder or model file")
         if options.format is not None:
             raise ManifestError(f"{target}: --format picks a file inside a run folder; pass the run folder instead")
+        suffixes = sorted({s for b in BACKENDS.values() for s in b.suffixes})
+        if target.suffix.lower() not in suffixes:
+            raise ModelLoadError(
+                f"{target}: not an exported model ({' or '.join(suffixes)}); run `edgeclf export` on its run "
+                "folder and pass the run folder or one of its exported files"
+            )
         return cls.from_file(target, options=options)
 
     @classmethod

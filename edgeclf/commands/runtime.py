@@ -105,6 +105,11 @@ def _options(
     )
 
 
+def _describe(clf: Classifier) -> str:
+    threads = clf.session.threads
+    return f"{clf.format}, {clf.backend_name}, {threads} thread{'' if threads == 1 else 's'}"
+
+
 def _topk_text(predictions: list[Prediction]) -> str:
     return ", ".join(f"{p.label} {p.score:.3f}" for p in predictions) or "-"
 
@@ -135,7 +140,7 @@ def classify(
     ok = failed = 0
     started = time.perf_counter()
     with clf:
-        header = f"model: {clf.path} ({clf.format}, {clf.backend_name}, {clf.session.threads} threads)"
+        header = f"model: {clf.path} ({_describe(clf)})"
         if not json_output:
             typer.echo(header)
             typer.echo(f"{'file':<40}  {'label':<16}  {'score':>6}  top-{top_k}")
@@ -243,8 +248,7 @@ def camera(
     make_source = source_factory(source, size)  # fails fast (missing OpenCV) before the model loads
     with Classifier.open(model, _options(format_name, backend, threads, top_k, threshold)) as clf:
         typer.echo(
-            f"model: {clf.path} ({clf.format}, {clf.backend_name}, {clf.session.threads} threads); "
-            f"source: {make_source().name}",
+            f"model: {clf.path} ({_describe(clf)}); source: {make_source().name}",
             err=True,
         )
 

@@ -359,3 +359,11 @@ def test_cli_sigterm_stops_cleanly_with_a_summary(fixture_run, demo_jpegs):
             process.kill()
     assert process.returncode == 0, err
     assert "stopped: interrupted" in err and "Traceback" not in err
+
+
+def test_picamera2_missing_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # as on a machine without the Pi camera stack
+    with pytest.raises(CameraError, match="sudo apt install python3-picamera2"):
+        Picamera2Source().open()
+    with pytest.raises(CameraError, match="format 'YUV420' is not supported"):
+        Picamera2Source(pixel_format="YUV420")

@@ -116,8 +116,9 @@ def test_bad_files_are_reported_one_line_each_and_the_run_goes_on(fake_run, phot
 
 
 def test_all_good_exits_zero_with_a_summary(fake_run, photos):
-    result = _invoke(fake_run, photos / "red.jpg", photos / "nested" / "blue.png")
+    result = _invoke(fake_run, photos / "red.jpg", photos / "nested" / "blue.png", "--threads", "1")
     assert result.exit_code == 0, result.output
+    assert "(fake, fake, 1 thread)" in result.stdout.splitlines()[0]  # --threads reaches the interpreter
     assert "2 files: 2 classified, 0 failed" in result.stdout
     assert result.stderr == ""
 
@@ -200,3 +201,10 @@ def test_missing_interpreter_is_one_line_naming_what_to_install(tmp_path, monkey
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert "pip install 'edgeclf[edge]'" in lines[0] and "tflite-runtime==2.14.0 'numpy<2'" in lines[0]
+
+
+def test_a_keras_file_is_not_taken_for_an_exported_model(tmp_path, photos):
+    keras_file = tmp_path / "model.keras"
+    keras_file.write_bytes(b"PK")
+    result = _invoke(keras_file, photos / "red.jpg")
+    assert result.exit_code == 1 and "not an exported model (.onnx or .tflite)" in result.stderr

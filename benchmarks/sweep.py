@@ -33,6 +33,7 @@ class SweepPoint:
     p75: float | None
     status: str
     flops: int | None = None
+    cpu_ms: float | None = None  # process CPU time per invoke (load-independent)
 
     @property
     def gflops_per_s(self) -> float | None:
@@ -69,6 +70,7 @@ def _points(rows: list[Any], setting: int, flops: int | None = None) -> list[Swe
             r.invoke.p75 if r.invoke else None,
             r.status,
             flops,
+            r.cpu_ms_per_frame,
         )
         for r in rows
     ]
@@ -179,7 +181,8 @@ def to_markdown(result: SweepResult) -> str:
     out.write(f"### Sweep: {result.kind} — {Path(result.config.run_dir).name}\n\n")
     out.write(
         f"- host: {h['cpu']}, {h['cores']} cores, features {' '.join(h['features'])}; invoke p50 ms "
-        f"(IQR) per {label}, batch 1, {result.config.runs} calls in {result.config.rounds} interleaved rounds\n"
+        f"(IQR) / CPU ms per frame, per {label}, batch 1, {result.config.runs} calls in {result.config.rounds} "
+        "interleaved rounds\n"
     )
     flops = {p.setting: p.flops for p in result.points if p.flops}
     if flops:
@@ -193,7 +196,8 @@ def to_markdown(result: SweepResult) -> str:
             if p is None or p.p50 is None:
                 cells.append("—" if p is None else "could not run")
             else:
-                cells.append(f"{p.p50:.2f} ({p.p75 - p.p25:.2f})")
+                cpu = f" / {p.cpu_ms:.2f}" if p.cpu_ms is not None else ""
+                cells.append(f"{p.p50:.2f} ({p.p75 - p.p25:.2f}){cpu}")
         out.write(f"| {name} | " + " | ".join(cells) + " |\n")
     return out.getvalue()
 

@@ -66,6 +66,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--test-every-epoch", action="store_true", help="also record test accuracy after each epoch")
     parser.add_argument("--results", type=Path, default=Path("/tmp/preset_search.jsonl"))
     parser.add_argument("--table-only", action="store_true", help="print the table of --results and exit")
+    parser.add_argument(
+        "--describe", action="store_true", help="print params/FLOPs of every registered preset and exit"
+    )
     return parser.parse_args()
 
 
@@ -195,8 +198,30 @@ def print_table(path: Path) -> None:
         )
 
 
+def describe_presets() -> None:
+    """Params and FLOPs per frame of every registered preset at its default size (2 classes)."""
+    from trainer.presets import PRESETS, count_flops
+
+    header = (
+        f"{'preset':18} {'network':16} {'input':>7} {'width':>5} {'params':>10} {'MFLOP/frame':>11} {'optimizer':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for preset in PRESETS.values():
+        model = preset.build(preset.input_spec(), 2)
+        side = preset.image_size
+        print(
+            f"{preset.name:18} {preset.architecture:16} {f'{side}x{side}':>7} {preset.width:>5} "
+            f"{model.count_params():>10,} {count_flops(model) / 1e6:>11.1f} {preset.optimizer:>9}"
+        )
+
+
 def main() -> None:
     args = _parse()
+    if args.describe:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        describe_presets()
+        return
     if args.table_only:
         print_table(args.results)
         return

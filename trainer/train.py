@@ -315,33 +315,21 @@ def make_dataset(
 # -- distribution ----------------------------------------------------------------------------------
 
 
+# Keras 3's Model.fit cannot run under tf.distribute.MultiWorkerMirroredStrategy: it fails with
+# "Attempt to convert a value (PerReplica...) ... to a Tensor" (keras-team/keras#20585,
+# tensorflow/tensorflow#72388; reproduced here with two local workers, TF 2.21 / Keras 3.15).
+MULTI_WORKER_UNSUPPORTED = (
+    "--strategy multi-worker does not work with Keras 3's fit yet (keras-team/keras#20585); "
+    "train on one machine (--strategy mirrored uses all its GPUs)"
+)
+
+
 def _strategy(tf: Any, name: str) -> Any:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise EdgeclfError(
-                "--strategy multi-worker needs TF_CONFIG (cluster and task) set on every worker; "
-                "see https://www.tensorflow.org/guide/distributed_training#TF_CONFIG"
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        raise EdgeclfError(MULTI_WORKER_UNSUPPORTED)
     return tf.distribute.get_strategy()
-
-
-def _is_chief() -> bool:
-    """True unless TF_CONFIG names this process a non-chief worker (only the chief writes the run)."""
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        return True
-    try:
-        task = json.loads(raw).get("task", {})
-        cluster = json.loads(raw).get("cluster", {})
-    except (ValueError, AttributeError):
-        return True
-    kind, index = task.get("type", "worker"), int(task.get("index", 0))
-    if kind == "chief":
-        return True
-    return kind == "worker" and index == 0 and "chief" not in cluster
 
 
 # -- callbacks -------------------------------------------------------------------------------------
@@ -379,12 +367,11 @@ def _callbacks(keras: Any) -> dict[str, type]:
         with the same decision as an uninterrupted run.
         """
 
-        def __init__(self, patience: int, state_dir: Path, history: list[dict], writes: bool) -> None:
+        def __init__(self, patience: int, state_dir: Path, history: list[dict]) -> None:
             super().__init__()
             self.patience = patience
             self.state_dir = state_dir
             self.history = history  # shared with the caller; one dict per finished epoch
-            self.writes = writes
             self.best_weights: list | None = None
             self.stopped = False
 
@@ -411,13 +398,11 @@ def _callbacks(keras: Any) -> dict[str, type]:
             best = self.best_index
             if best == len(self.history) - 1:
                 self.best_weights = self.model.get_weights()
-                if self.writes:
-                    self.state_dir.mkdir(parents=True, exist_ok=True)
-                    tmp = self.state_dir / ".best.partial.weights.h5"
-                    self.model.save_weights(tmp, overwrite=True)
-                    os.replace(tmp, self.state_dir / "best.weights.h5")
-            if self.writes:
-                atomic_write_text(self.state_dir / HISTORY_NAME, json.dumps(self.history, indent=1))
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                tmp = self.state_dir / ".best.partial.weights.h5"
+                self.model.save_weights(tmp, overwrite=True)
+                os.replace(tmp, self.state_dir / "best.weights.h5")
+            atomic_write_text(self.state_dir / HISTORY_NAME, json.dumps(self.history, indent=1))
             if best is not None and len(self.history) - 1 - best >= self.patience:
                 self.stopped = True
                 self.model.stop_training = True
@@ -426,22 +411,7 @@ def _callbacks(keras: Any) -> dict[str, type]:
             if self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
 
-    class ChiefBackup(keras.callbacks.BackupAndRestore):
-        """keras' BackupAndRestore that only writes on the chief (every worker restores from it)."""
-
-        def __init__(self, *args: Any, writes: bool = True, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.writes = writes
-
-        def _save_model(self) -> None:
-            if self.writes:
-                super()._save_model()
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            if self.writes:
-                super().on_train_end(logs)
-
-    return {"TestAccuracy": TestAccuracy, "EpochTimer": EpochTimer, "BestEpoch": BestEpoch, "Backup": ChiefBackup}
+    return {"TestAccuracy": TestAccuracy, "EpochTimer": EpochTimer, "BestEpoch": BestEpoch}
 
 
 def _best_index(history: Sequence[dict]) -> int | None:
@@ -558,6 +528,8 @@ def train(config: TrainConfig) -> Path:
     """
     from trainer.presets import get_preset
 
+    if config.strategy == "multi-worker":  # refuse before any work (see MULTI_WORKER_UNSUPPORTED)
+        raise EdgeclfError(MULTI_WORKER_UNSUPPORTED)
     if config.resume:
         config, run_dir = _prepare_resume(config)
     else:
@@ -577,14 +549,12 @@ def train(config: TrainConfig) -> Path:
     spec = InputSpec(height=size, width=size, resize_filter=preset.resize_filter)
     num_classes = len(folder.labels)
     tf, keras = _import_tf()
-    chief = _is_chief()
-    if not chief:  # non-chief workers of a multi-worker run write into a scratch folder
-        import tempfile
-
-        run_dir = Path(tempfile.mkdtemp(prefix="edgeclf-worker-"))
+    # First thing after importing TF: MultiWorkerMirroredStrategy must exist before any other op runs
+    # ("Collective ops must be configured at program startup").
+    strategy = _strategy(tf, config.strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = run_dir / CHECKPOINTS
-    if chief and not config.resume:
+    if not config.resume:
         atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     log(f"run folder: {run_dir}")
     log(f"data: {folder.root} ({folder.layout} layout), classes: {', '.join(folder.labels)}")
@@ -613,7 +583,6 @@ def train(config: TrainConfig) -> Path:
             tf, loaded["test"].images, _targets(loaded["test"].labels, num_classes), batch_size=batch
         )
 
-    strategy = _strategy(tf, config.strategy)
     with strategy.scope():
         model = preset.build(spec, num_classes, weights=config.weights)
         preset.compile(
@@ -635,7 +604,7 @@ def train(config: TrainConfig) -> Path:
         log(f"resuming after epoch {done} of {config.epochs}")
 
     classes = _callbacks(keras)
-    best = classes["BestEpoch"](int(config.patience), checkpoints, history, writes=chief)  # type: ignore[arg-type]
+    best = classes["BestEpoch"](int(config.patience), checkpoints, history)  # type: ignore[arg-type]
     callbacks = [classes["EpochTimer"]()]
     if test_ds is not None:
         callbacks.append(classes["TestAccuracy"](test_ds))
@@ -643,7 +612,7 @@ def train(config: TrainConfig) -> Path:
     # while saving the outputs can still be resumed without training again.
     callbacks += [
         best,
-        classes["Backup"](str(backup_dir), double_checkpoint=True, delete_checkpoint=False, writes=chief),
+        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True, delete_checkpoint=False),
     ]
 
     best_index = _best_index(history)
@@ -691,10 +660,6 @@ def train(config: TrainConfig) -> Path:
         + f": val_accuracy {metrics.get('val_accuracy', math.nan):.4f}"
         + (f", test_accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "")
     )
-
-    if not chief:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return Path(config.out) if config.out else run_dir
 
     _save_model(model, run_dir)
     _write_history(run_dir, history)

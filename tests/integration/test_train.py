@@ -109,7 +109,7 @@ def test_best_epoch_callback_stops_after_patience_and_restores_the_best_weights(
     classes = train_module._callbacks(keras)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
     history: list[dict] = []
-    callback = classes["BestEpoch"](2, tmp_path, history, writes=True)
+    callback = classes["BestEpoch"](2, tmp_path, history)
     callback.set_model(model)
     callback.on_train_begin()
     for epoch, acc in enumerate([0.5, 0.7, 0.6, 0.7, 0.65]):
@@ -259,3 +259,13 @@ def test_cli_augment_preview_writes_n_distinct_images(small_data, tmp_path):
     assert all(a.shape == (48, 48, 3) for a in arrays)
     assert sum(not np.array_equal(a, original) for a in arrays) >= 4
     assert len({a.tobytes() for a in arrays}) >= 4
+
+
+def test_cli_train_refuses_multi_worker_naming_the_upstream_bug(small_data, tmp_path):
+    from edgeclf.cli import app
+
+    args = ["train", "--data", str(small_data), "--out", str(tmp_path / "run"), "--strategy", "multi-worker"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "keras-team/keras#20585" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

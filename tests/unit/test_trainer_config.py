@@ -115,3 +115,33 @@ def test_commands_without_tensorflow_name_the_extra_in_one_line(monkeypatch, tmp
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert result.output.strip() == "error: TensorFlow is not installed: pip install 'edgeclf[train]'"
+
+
+def test_default_run_folder_is_named_after_the_preset_and_never_reused(tmp_path):
+    from trainer.train import _new_run_dir
+
+    config = TrainConfig(data="d", preset="seed", runs_dir=str(tmp_path))
+    first = _new_run_dir(config)
+    assert first.parent == tmp_path and first.name.startswith("seed-")
+    first.mkdir()
+    second = _new_run_dir(config)
+    assert not second.exists()  # same second: a "-2" suffix, never the existing folder
+    assert _new_run_dir(TrainConfig(data="d", out=str(tmp_path / "mine"))) == tmp_path / "mine"
+
+
+def test_latest_link_follows_the_newest_finished_run_and_only_inside_runs_dir(tmp_path):
+    from trainer.train import _Log, _update_latest
+
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    (runs / "b").mkdir()
+    log = _Log(verbose=0)
+    _update_latest(runs / "a", runs, log)
+    assert (runs / "latest").resolve() == (runs / "a").resolve()
+    _update_latest(runs / "b", runs, log)
+    assert (runs / "latest").resolve() == (runs / "b").resolve()
+    assert not [p for p in runs.iterdir() if p.name.startswith(".")]  # no temporary link left behind
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _update_latest(elsewhere, runs, log)
+    assert (runs / "latest").resolve() == (runs / "b").resolve()

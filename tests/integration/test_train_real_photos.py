@@ -1,0 +1,54 @@
+"""Slow: the default preset trained on the real cars-vs-bikes photos (skips when they are absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REAL_PHOTOS = Path(
+    os.environ.get("EDGECLF_REAL_PHOTOS", Path(__file__).resolve().parents[3] / "shared/data/cars-vs-bikes")
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory) -> Path:
+    if not (REAL_PHOTOS / "train").is_dir():
+        pytest.skip(f"real photos not found at {REAL_PHOTOS} (set EDGECLF_REAL_PHOTOS)")
+    pytest.importorskip("tensorflow")
+    from trainer.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("real") / "run"
+    return train(TrainConfig(data=str(REAL_PHOTOS), preset="default", out=str(out), seed=0, verbose=2))
+
+
+def test_default_preset_learns_the_real_photos(real_run):
+    from edge_runtime.manifest import Manifest
+
+    manifest = Manifest.load(real_run)
+    report = json.loads((real_run / "report.json").read_text())
+    # Every photo is read, the WebP one included (image_dataset_from_directory skips it).
+    assert report["skipped"]["count"] == 0
+    assert manifest.data["counts"]["train"] == {"bikes": 200, "cars": 200}
+    history = json.loads((real_run / "history.json").read_text())
+    assert len(history) == manifest.metrics["epochs_run"]
+    best = manifest.metrics["best_epoch"]
+    assert history[best - 1]["val_accuracy"] == max(row["val_accuracy"] for row in history)
+    if manifest.metrics["stopped_early"]:
+        assert len(history) - best == manifest.training["patience"]
+    # The seed's network reaches 0.84-0.88 on these photos (shared/FACTS.md); the default must be useful too.
+    assert manifest.metrics["test_accuracy"] >= 0.8
+
+
+def test_evaluate_on_real_photos_matches_training_time_test_accuracy(real_run, tmp_path):
+    from edge_runtime.manifest import Manifest
+    from trainer.evaluate import evaluate
+
+    manifest = Manifest.load(real_run)
+    report = evaluate(real_run, REAL_PHOTOS, out_dir=tmp_path)
+    assert report.split == "test" and report.count == 400
+    assert report.accuracy == pytest.approx(manifest.metrics["test_accuracy"], abs=1e-6)

@@ -114,3 +114,17 @@ def test_row_cells_for_a_row_that_could_not_run() -> None:
     assert values[8] == "—" and row.fps is None and not row.ran
     measured = Row("tflite-int8", "tflite-int8", "litert", "passed", e2e=summarize([4.0, 5.0, 6.0]))
     assert measured.fps == pytest.approx(200.0)
+
+
+def test_benchmark_modules_do_not_import_tensorflow() -> None:
+    """On a Pi (no TensorFlow) the benchmark runs edge-only: none of its modules may pull TF in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, benchmarks, benchmarks.report, benchmarks.sweep, benchmarks.worker, edgeclf.commands.benchmark\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'trainer', 'exporter'))\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -268,7 +268,36 @@ def _default_tflite_runtime_python() -> Path | None:
     if candidate:
         return Path(candidate)
     local = Path(".venv-tflite214/bin/python")
-    return local.resolve() if local.is_file() else None
+    return local.absolute() if local.is_file() else None  # not resolve(): a venv python is a symlink
+
+
+def _tflite_runtime_python(
+    config: ExportConfig, selected: Sequence[ExportFormat], warn: Callable[[str], None]
+) -> Path | None:
+    """The Python that verifies .tflite files with tflite-runtime 2.14, checked once up front.
+
+    One given with ``--tflite-runtime-python`` must work (else an error); the automatic one
+    (``$EDGECLF_TFLITE_RUNTIME_PYTHON`` or ``.venv-tflite214``) falls back to the static check with
+    a warning, so a half-installed venv never makes a file look incompatible.
+    """
+    from exporter.tflite import check_tflite_runtime_python
+
+    if not any(f.suffix == ".tflite" for f in selected):
+        return None
+    python = config.tflite_runtime_python or _default_tflite_runtime_python()
+    if python is None:
+        return None
+    python = Path(python)
+    problem = "no such file" if not python.is_file() else check_tflite_runtime_python(python)
+    if problem is None:
+        return python
+    if config.tflite_runtime_python is not None:
+        raise ExportError(
+            f"{python}: cannot verify with tflite-runtime 2.14 ({problem}); it needs "
+            "tflite-runtime==2.14.0, 'numpy<2' and pillow"
+        )
+    warn(f"warning: {python} cannot run tflite-runtime 2.14 ({problem}); checking operator versions only")
+    return None
 
 
 # -- the comparison -----------------------------------------------------------------------------
@@ -337,13 +366,13 @@ def _export_one(
         verdict = inspection.compatibility.get(key, "not checked")
         if verdict != "ok":
             status, message = "refused", f"{fmt.name} cannot be made for {TARGETS[config.target]}: {verdict}"
-            if fmt.quantization.kind == "dynamic":
+            if fmt.quantization.kind == "dynamic" and "FULLY_CONNECTED" in verdict:
                 # Measured: TF quantises a 1-unit Dense (a binary head) per channel in dynamic range even
                 # with per-channel quantisation disabled, which is FULLY_CONNECTED v12.
                 message += (
                     "; its Dense layer is quantised per channel whatever the flags, use tflite-int8 or tflite-fp16"
                 )
-    if failures and fmt.quantization.kind in ("int8", "dynamic"):
+    if status == "failed" and fmt.quantization.kind in ("int8", "dynamic"):
         message = INT8_HINT
     seconds = time.perf_counter() - started
     validation = {**metrics, "bounds": bounds.to_dict(), "failures": failures, "backend": fmt.backend}
@@ -424,9 +453,7 @@ def export_run(
     base = manifest
     for fmt in selected:  # the run's own description, without artifacts of formats being re-made
         base = base.without_artifact(fmt.name)
-    tflite_python = config.tflite_runtime_python or _default_tflite_runtime_python()
-    if tflite_python is not None and not Path(tflite_python).is_file():
-        raise ExportError(f"{tflite_python}: no such Python for tflite-runtime 2.14 verification")
+    tflite_python = _tflite_runtime_python(config, selected, warn)
     per_channel = config.per_channel
     if not per_channel:
         selected = [
@@ -446,7 +473,7 @@ def export_run(
         opset=config.opset,
         target=config.target,
         work_dir=work_dir,
-        tflite_runtime_python=Path(tflite_python) if tflite_python else None,
+        tflite_runtime_python=tflite_python,
         load_calibration=_calibration_loader(config, manifest, warn),
         warn=warn,
     )

@@ -248,6 +248,27 @@ np.save(sys.argv[3], scores)
 """
 
 
+def _verify_env() -> dict[str, str]:
+    """The environment of the tflite-runtime Python: this checkout's edge_runtime on its path."""
+    env = dict(os.environ)
+    root = str(Path(edge_runtime.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    return env
+
+
+def check_tflite_runtime_python(python: Path) -> str | None:
+    """``None`` when ``python`` can run edge_runtime with tflite-runtime, else a one-line reason."""
+    code = "import numpy, PIL, tflite_runtime.interpreter, edge_runtime.classifier"
+    try:
+        done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120, env=_verify_env())
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit code {done.returncode}"
+    return None
+
+
 def verify_with_tflite_runtime(
     path: Path, python: Path, images: np.ndarray, reference: np.ndarray, work_dir: Path
 ) -> str | None:
@@ -258,10 +279,7 @@ def verify_with_tflite_runtime(
     inputs = work_dir / f"{path.stem}.verify-in.npy"
     outputs = work_dir / f"{path.stem}.verify-out.npy"
     np.save(inputs, images)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(edge_runtime.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
-    )
+    env = _verify_env()
     try:
         done = subprocess.run(
             [str(python), "-c", _VERIFY_SCRIPT, str(path), str(inputs), str(outputs)],

@@ -552,15 +552,16 @@ def train(config: TrainConfig) -> Path:
     # First thing after importing TF: MultiWorkerMirroredStrategy must exist before any other op runs
     # ("Collective ops must be configured at program startup").
     strategy = _strategy(tf, config.strategy)
-    run_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = run_dir / CHECKPOINTS
-    if not config.resume:
-        atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     log(f"run folder: {run_dir}")
     log(f"data: {folder.root} ({folder.layout} layout), classes: {', '.join(folder.labels)}")
 
     loaded = _load_splits(folder, spec, config.workers, log)
     report = _report(folder, loaded)
+    # The folder appears only once the data is usable, so a refused data set leaves nothing behind.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not config.resume:
+        atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     _log_report(report, log)
 
     keras.utils.set_random_seed(config.seed)

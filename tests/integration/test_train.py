@@ -269,3 +269,16 @@ def test_cli_train_refuses_multi_worker_naming_the_upstream_bug(small_data, tmp_
     assert result.exit_code == 1
     assert "keras-team/keras#20585" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_class_with_only_unreadable_images_is_refused_and_leaves_no_run_folder(small_data, tmp_path):
+    from edgeclf.cli import app
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    for path in (data / "train" / "elephants").glob("*.jpg"):
+        path.write_bytes(b"")
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 1
+    assert "no readable train images for class(es) ['elephants']" in result.output.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()

@@ -72,7 +72,10 @@ def train(
     ] = 0.15,
     augment: Annotated[bool, typer.Option(help="Apply the preset's augmentation while training.")] = True,
     strategy: Annotated[
-        Strategy, typer.Option(help="tf.distribute strategy; multi-worker reads TF_CONFIG.")
+        Strategy,
+        typer.Option(
+            help="tf.distribute strategy: mirrored = every local GPU (multi-worker is refused: keras-team/keras#20585)."
+        ),
     ] = Strategy.default,
     resume: Annotated[
         bool, typer.Option(help="Continue the unfinished run in --out (default: the newest unfinished one in runs/).")

@@ -53,11 +53,14 @@ class Quantization:
         kind: ``"none"``, ``"fp16"``, ``"dynamic"`` or ``"int8"``.
         calibration: representative images (``int8`` only).
         per_channel: quantise weights per output channel (``int8``/``dynamic``); per-tensor otherwise.
+        method: how activation ranges are calibrated (``"minmax"``, or ``"percentile"`` where the
+            quantiser supports it: onnxruntime does, TFLite's converter is min/max only).
     """
 
     kind: str
     calibration: Calibration | None = None
     per_channel: bool = True
+    method: str = "minmax"
 
     @classmethod
     def fp32(cls) -> Quantization:
@@ -75,9 +78,11 @@ class Quantization:
         return cls("dynamic")
 
     @classmethod
-    def int8(cls, calibration: Calibration | None = None, per_channel: bool = True) -> Quantization:
-        """Full-integer int8 weights and activations, ranges calibrated on ``calibration``."""
-        return cls("int8", calibration or Calibration(), per_channel)
+    def int8(
+        cls, calibration: Calibration | None = None, per_channel: bool = True, method: str = "minmax"
+    ) -> Quantization:
+        """Full-integer int8 weights and activations, ranges calibrated on ``calibration`` with ``method``."""
+        return cls("int8", calibration or Calibration(), per_channel, method)
 
     @property
     def needs_calibration(self) -> bool:

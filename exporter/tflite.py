@@ -185,6 +185,7 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
         details["calibration_images"] = len(images)
+        details["calibration_method"] = "minmax"  # the TFLite converter's calibrator
     if quant.kind in ("int8", "dynamic"):
         per_channel_dense = quant.per_channel and ctx.target != "tflite-runtime"
         if not quant.per_channel:

@@ -72,6 +72,7 @@ def test_no_strict_keeps_the_failed_file_and_exits_zero(run: Path) -> None:
         (("--bounds", "nonsense"), "expected FORMAT:key=value"),
         (("--calibration-data", "/nonexistent/calib", "-f", "tflite-int8"), "no such calibration folder"),
         (("--validate-on", "/nonexistent/photos"), "no such data folder"),
+        (("--tflite-runtime-python", "/nonexistent/python"), "cannot verify with tflite-runtime 2.14 (no such file)"),
     ],
 )
 def test_bad_options_are_one_line_and_write_nothing(run: Path, args: tuple[str, ...], message: str) -> None:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import emulator
 from emulator import GUEST_ARCH, HOST_ARCH, ROOT, Target, log
 
-from edge_runtime.classifier import _compatibility_problem
+from edge_runtime.classifier import FORMAT_PREFERENCE, _compatibility_problem
 from edge_runtime.manifest import Artifact, Manifest
 from edge_runtime.preprocess import IMAGE_SUFFIXES
 
@@ -288,7 +288,8 @@ def check(options: argparse.Namespace) -> int:
         found.append(_cli_run(pi_target, x86_target, backend, run_dir, images, labels, work, runnable))
         _log_verdict(found[-1])
         if passed_formats:
-            artifact, record = passed_formats[0]
+            # The file the guide copies: the one edgeclf prefers (int8 TFLite first), among those that passed.
+            artifact, record = min(passed_formats, key=lambda p: _preference(p[0].format))
             alone = work / f"alone-{flavour.name}-{backend}"
             alone.mkdir()
             found.append(_single_file(pi_target, artifact, backend, run_dir, alone, images, labels, record))
@@ -345,6 +346,10 @@ def check(options: argparse.Namespace) -> int:
     if not crash_detection["passed"]:
         print(f"FAIL crash detection: a SIGSEGV in the emulated Pi was seen as {crash_detection['seen_as']}")
     return 1 if failed or failed_tests or not crash_detection["passed"] else 0
+
+
+def _preference(fmt: str) -> int:
+    return FORMAT_PREFERENCE.index(fmt) if fmt in FORMAT_PREFERENCE else len(FORMAT_PREFERENCE)
 
 
 def _short(message: str, width: int = 60) -> str:

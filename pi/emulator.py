@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -172,9 +173,14 @@ HOST_ARCH = "x86_64"
 # -- helpers ---------------------------------------------------------------------------------------
 
 
+_LOG_LOCK = threading.Lock()
+
+
 def log(message: str) -> None:
-    """Progress on stderr, prefixed so it stands out in `make` output."""
-    print(f"[pi] {message}", file=sys.stderr, flush=True)
+    """Progress on stderr, prefixed so it stands out in `make` output (one whole line per call)."""
+    with _LOG_LOCK:
+        sys.stderr.write(f"[pi] {message}\n")
+        sys.stderr.flush()
 
 
 def run(cmd: Sequence[str | os.PathLike[str]], **kwargs) -> subprocess.CompletedProcess:

@@ -130,16 +130,18 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
     images = ctx.calibration_images()
     input_name = fp32.graph.input[0].name
     try:
-        quantize_static(
-            str(source),
-            str(target),
-            reader_class(images, input_name),
-            quant_format=QuantFormat.QDQ,
-            per_channel=fmt.quantization.per_channel,
-            calibrate_method=_CALIBRATION_METHODS[fmt.quantization.method](CalibrationMethod),
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-        )
+        # Percentile calibration prints its progress on stdout, which would corrupt `--json`.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(source),
+                str(target),
+                reader_class(images, input_name),
+                quant_format=QuantFormat.QDQ,
+                per_channel=fmt.quantization.per_channel,
+                calibrate_method=_CALIBRATION_METHODS[fmt.quantization.method](CalibrationMethod),
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
     except Exception as error:  # onnxruntime.quantization raises many types
         raise ExportError(f"{fmt.name}: onnxruntime static quantisation failed ({_first_line(error)})") from error
     proto = onnx.load(str(target))

@@ -119,7 +119,7 @@ def to_markdown(result: BenchmarkResult) -> str:
     out.write(f"### Benchmark: {Path(result.config.run_dir).name}\n\n")
     for line in host_lines(result):
         out.write(f"- {line}\n")
-    out.write("\n| " + " | ".join(COLUMNS) + " |\n")
+    out.write("\n| " + " | ".join(c.replace("|", "\\|") for c in COLUMNS) + " |\n")
     out.write("|" + "|".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|\n")
     for row in result.rows:
         out.write("| " + " | ".join(c.replace("|", "\\|") for c in cells(row)) + " |\n")

@@ -184,15 +184,15 @@ def run_variant(preset, data: Path, *, seed: int, budget_min: float | None, test
 def print_table(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     header = (
-        f"{'variant':34} {'size':>4} {'width':>5} {'params':>9} {'MFLOP':>7} {'test acc':>8} {'best val':>8} "
-        f"{'best ep':>7} {'epochs':>6} {'s/epoch':>7} {'train s':>7}"
+        f"{'variant':34} {'seed':>4} {'size':>4} {'width':>5} {'params':>9} {'MFLOP':>7} {'test acc':>8} "
+        f"{'best val':>8} {'best ep':>7} {'epochs':>6} {'s/epoch':>7} {'train s':>7}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         p = r["preset"]
         print(
-            f"{r['name']:34} {p['image_size']:>4} {p['width']:>5} {r['params']:>9,} {r['mflops']:>7.1f} "
+            f"{r['name']:34} {r['seed']:>4} {p['image_size']:>4} {p['width']:>5} {r['params']:>9,} {r['mflops']:>7.1f} "
             f"{r['test_accuracy']:>8.3f} {r['best_val_accuracy']:>8.3f} {r['best_epoch']:>7} {r['epochs_run']:>6} "
             f"{r['median_epoch_seconds']:>7.1f} {r['train_seconds']:>7.0f}"
         )

@@ -51,6 +51,11 @@ _ALPHA_BACKGROUND = (255, 255, 255)
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
+# We apply our own pixel limit (``max_pixels``) with a message that says what to do; Pillow's warning
+# would only be noise. A process-wide filter, because ``warnings.catch_warnings`` is not thread-safe
+# and images are decoded in thread pools.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 # A truncated file must fail, never decode as a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -128,21 +133,18 @@ def load_image(
             if len(source) == 0:
                 raise ImageDecodeError(None, "empty image data (0 bytes)")
             stream = io.BytesIO(source)
-        with warnings.catch_warnings():
-            # We apply our own pixel limit below; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(stream) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ImageDecodeError(
-                        path,
-                        f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the "
-                        f"{max_pixels / 1e6:.0f} MP limit for decompression bombs; downscale it first",
-                    )
-                if draft_size is not None and image.format == "JPEG":
-                    _draft(image, draft_size)
-                image.load()  # decode now, inside the try: truncation surfaces here
-                return _to_rgb(ImageOps.exif_transpose(image) or image, path)
+        with Image.open(stream) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    path,
+                    f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the "
+                    f"{max_pixels / 1e6:.0f} MP limit for decompression bombs; downscale it first",
+                )
+            if draft_size is not None and image.format == "JPEG":
+                _draft(image, draft_size)
+            image.load()  # decode now, inside the try: truncation surfaces here
+            return _to_rgb(ImageOps.exif_transpose(image) or image, path)
     except ImageDecodeError:
         raise
     except FileNotFoundError:
@@ -152,7 +154,7 @@ def load_image(
     except Image.UnidentifiedImageError:
         raise ImageDecodeError(path, "not an image (Pillow cannot identify this file)") from None
     except Image.DecompressionBombError as error:
-        raise ImageDecodeError(path, f"refused as a decompression bomb ({error})") from None
+        raise ImageDecodeError(path, f"refused as a decompression bomb ({error}); downscale it first") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
         raise ImageDecodeError(path, f"corrupt or truncated image ({error})") from None
 

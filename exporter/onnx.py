@@ -129,7 +129,8 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
     onnx.save(fp32, str(source))
     images = ctx.calibration_images()
     input_name = fp32.graph.input[0].name
-    try:
+
+    def quantize(method: str) -> None:
         # Percentile calibration prints its progress on stdout, which would corrupt `--json`.
         with contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
@@ -138,10 +139,23 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
                 reader_class(images, input_name),
                 quant_format=QuantFormat.QDQ,
                 per_channel=fmt.quantization.per_channel,
-                calibrate_method=_CALIBRATION_METHODS[fmt.quantization.method](CalibrationMethod),
+                calibrate_method=_CALIBRATION_METHODS[method](CalibrationMethod),
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
             )
+
+    method = fmt.quantization.method
+    try:
+        try:
+            quantize(method)
+        except Exception as error:  # onnxruntime.quantization raises many types
+            if method == "minmax":
+                raise
+            # A histogram method fails on a tensor with (almost) no spread, e.g. a model whose output
+            # is still constant ("Too many bins for data range"); min/max still works there.
+            ctx.warn(f"warning: {fmt.name}: {method} calibration failed ({_first_line(error)}); using min/max")
+            method = "minmax"
+            quantize(method)
     except Exception as error:  # onnxruntime.quantization raises many types
         raise ExportError(f"{fmt.name}: onnxruntime static quantisation failed ({_first_line(error)})") from error
     proto = onnx.load(str(target))
@@ -150,7 +164,7 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
         "batch": "dynamic" if ctx.batch_size is None else ctx.batch_size,
         "quant_format": "QDQ",
         "per_channel": fmt.quantization.per_channel,
-        "calibration_method": fmt.quantization.method,
+        "calibration_method": method,
         "activation_type": "uint8",
         "weight_type": "int8",
         "calibration_images": len(images),

@@ -142,7 +142,7 @@ def test_each_file_carries_its_manifest(exported: dict, format_name: str) -> Non
 
 @pytest.mark.parametrize("format_name", FORMATS)
 def test_operator_versions_and_compatibility_are_recorded(exported: dict, format_name: str) -> None:
-    run, _report = exported["tiny_run"]
+    run, report = exported["tiny_run"]
     artifact = Manifest.load(run).artifact(format_name)
     assert artifact.details["oldest_runtime"]
     if artifact.file.endswith(".tflite"):
@@ -160,6 +160,9 @@ def test_operator_versions_and_compatibility_are_recorded(exported: dict, format
         assert artifact.compatibility == {"onnxruntime": "ok"}
         assert artifact.details["ir_version"] >= 7
     if format_name == "onnx-int8":
+        # Percentile calibration, or min/max after a warning when a tensor has no spread to histogram.
+        fell_back = any("percentile calibration failed" in warning for warning in report.warnings)
+        assert artifact.details["calibration_method"] == ("minmax" if fell_back else "percentile")
         assert {"QuantizeLinear", "DequantizeLinear"} <= set(artifact.details["op_types"])
         assert "ConvInteger" not in artifact.details["op_types"]  # static QDQ, not dynamic quantisation
 

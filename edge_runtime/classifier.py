@@ -146,7 +146,7 @@ def top_predictions(
 # -- loading -------------------------------------------------------------------------------------
 
 
-def _compatibility_problem(artifact: Artifact | None, backend_name: str) -> str | None:
+def compatibility_problem(artifact: Artifact | None, backend_name: str) -> str | None:
     """The exporter's reason why ``backend_name`` cannot load this artifact, if it recorded one.
 
     ``Artifact.compatibility`` maps a backend name (optionally with a version, e.g.
@@ -231,7 +231,7 @@ def _choose_artifact(manifest: Manifest, run_dir: Path, backend: str | None) -> 
             chosen = get_backend(backend) if backend else backend_for(artifact.file, artifact.backend)
         except BackendUnavailableError:
             continue
-        if chosen.available() and _compatibility_problem(artifact, chosen.name) is None:
+        if chosen.available() and compatibility_problem(artifact, chosen.name) is None:
             return artifact
     if usable:  # files exist but no installed backend runs them: loading it names what to install
         return usable[0]
@@ -363,7 +363,7 @@ class Classifier:
                 )
         else:
             backend = backend_for(path, artifact.backend if artifact else None)
-        problem = _compatibility_problem(artifact, backend.name)
+        problem = compatibility_problem(artifact, backend.name)
         if problem is not None:
             raise ModelLoadError(
                 f"{path}: the exporter found this file incompatible with {backend.name} ({problem}); "

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import emulator
 from emulator import GUEST_ARCH, HOST_ARCH, ROOT, Target, log
 
-from edge_runtime.classifier import FORMAT_PREFERENCE, _compatibility_problem
+from edge_runtime.classifier import FORMAT_PREFERENCE, compatibility_problem
 from edge_runtime.manifest import Artifact, Manifest
 from edge_runtime.preprocess import IMAGE_SUFFIXES
 
@@ -267,7 +267,7 @@ def check(options: argparse.Namespace) -> int:
         for artifact in manifest.artifacts:
             if not _backend_runs(backend, artifact.file):
                 continue
-            marked = _compatibility_problem(artifact, backend)
+            marked = compatibility_problem(artifact, backend)
             args = [str(PROBE), str(run_dir), artifact.format, backend, *map(str, images)]
             pi = run_target(pi_target, args, cwd=work)
             x86 = run_target(x86_target, args, cwd=work) if not marked else pi

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from edge_runtime.backends import BackendUnavailableError, backend_for, default_threads
-from edge_runtime.classifier import Classifier, _compatibility_problem
+from edge_runtime.classifier import Classifier, compatibility_problem
 from edge_runtime.dataset import Sample, list_images, load_samples
 from edge_runtime.embedded import _strip_tflite_metadata
 from edge_runtime.errors import ManifestError, ModelLoadError
@@ -35,7 +35,7 @@ def _runnable(run):
         except BackendUnavailableError as error:
             missing.append((artifact, str(error)))
             continue
-        problem = _compatibility_problem(artifact, backend.name)
+        problem = compatibility_problem(artifact, backend.name)
         (refused if problem else ok).append((artifact, backend.name))
     return manifest, ok, refused, missing
 

@@ -3,16 +3,12 @@ validated on the photos' test split (skips when the photos are absent)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from helpers.paths import REAL_PHOTOS
 
 pytestmark = pytest.mark.slow
-
-REAL_PHOTOS = Path(
-    os.environ.get("EDGECLF_REAL_PHOTOS", Path(__file__).resolve().parents[3] / "shared/data/cars-vs-bikes")
-)
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from helpers.paths import REAL_PHOTOS
+
 from edge_runtime.classifier import Classifier
 from edge_runtime.dataset import LabelledFolder, load_samples, open_labelled_folder
 from edge_runtime.manifest import InputSpec, Manifest
@@ -43,7 +45,6 @@ from exporter.export import compare, keras_scores
 FORMATS = format_names()
 SIZE = 32
 MARGIN = 0.05  # probability distance from 0.5 of the sensitive fixture's images
-CARS_VS_BIKES = Path(__file__).resolve().parents[3] / "shared" / "data" / "cars-vs-bikes"
 
 
 # -- the check -------------------------------------------------------------------------------------
@@ -318,18 +319,18 @@ def test_missing_rescale_is_caught(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CARS_VS_BIKES.is_dir(), reason=f"{CARS_VS_BIKES} is not on this machine")
+@pytest.mark.skipif(not REAL_PHOTOS.is_dir(), reason=f"{REAL_PHOTOS} is not on this machine")
 @pytest.mark.parametrize("preset", ["default"])
 def test_real_photos_every_format_agrees(preset: str, tmp_path: Path) -> None:
     from trainer.train import TrainConfig, train
 
     run = train(
-        TrainConfig(data=str(CARS_VS_BIKES), preset=preset, out=str(tmp_path / "run"), epochs=8, seed=0, verbose=0)
+        TrainConfig(data=str(REAL_PHOTOS), preset=preset, out=str(tmp_path / "run"), epochs=8, seed=0, verbose=0)
     )
     report = export_run(run, ExportConfig(strict=False), log=lambda line: None)
     assert {r.format for r in report.results} == set(FORMATS)
     manifest = Manifest.load(run)
-    folder = open_labelled_folder(CARS_VS_BIKES, labels=manifest.labels)
+    folder = open_labelled_folder(REAL_PHOTOS, labels=manifest.labels)
     reference = reference_for(run, folder, ("test",))
     assert float(np.ptp(reference.scores[:, -1])) > 0.1, "the trained model does not tell photos apart"
     problems = {}

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-
-REAL_PHOTOS = Path(
-    os.environ.get("EDGECLF_REAL_PHOTOS", Path(__file__).resolve().parents[3] / "shared/data/cars-vs-bikes")
-)
+from helpers.paths import REAL_PHOTOS
 
 pytestmark = pytest.mark.slow
 

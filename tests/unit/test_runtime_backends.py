@@ -5,7 +5,7 @@ import pytest
 
 from edge_runtime.backends import BACKENDS, backend_for, get_backend
 from edge_runtime.backends.tflite import TFLiteBackend
-from edge_runtime.classifier import _compatibility_problem
+from edge_runtime.classifier import compatibility_problem
 from edge_runtime.errors import BackendUnavailableError, EdgeclfError, InputShapeError, ModelLoadError
 from edge_runtime.manifest import Manifest
 
@@ -84,7 +84,7 @@ def _sessions(run):
             backend = backend_for(artifact.file, artifact.backend)
         except BackendUnavailableError:
             continue
-        if _compatibility_problem(artifact, backend.name):
+        if compatibility_problem(artifact, backend.name):
             continue  # refused by the classifier with the exporter's reason; see test_runtime_classifier
         yield artifact, backend.load(run / artifact.file, threads=1)
 

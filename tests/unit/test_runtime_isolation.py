@@ -24,7 +24,7 @@ _SCRIPT = textwrap.dedent(
     run = sys.argv[1] if len(sys.argv) > 1 else None
     used = []
     if run:
-        from edge_runtime.classifier import Classifier, _compatibility_problem
+        from edge_runtime.classifier import Classifier, compatibility_problem
         from edge_runtime.backends import backend_for
         from edge_runtime.errors import BackendUnavailableError
         from edge_runtime.manifest import Manifest
@@ -35,7 +35,7 @@ _SCRIPT = textwrap.dedent(
                 backend = backend_for(artifact.file, artifact.backend)
             except BackendUnavailableError:
                 continue
-            if _compatibility_problem(artifact, backend.name):
+            if compatibility_problem(artifact, backend.name):
                 continue
             with Classifier.from_run(run, format=artifact.format) as clf:
                 clf.classify(image)

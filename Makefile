@@ -75,7 +75,7 @@ $(FIXTURE_STAMP): $(STAMP) $(TFL_VENV)/.installed $(wildcard edge_runtime/*.py e
 	rm -rf $(FIXTURE_RUN) $(FIXTURE_DATA)
 	$(BIN)/edgeclf make-demo-data $(FIXTURE_DATA) --train-per-class 16 --validation-per-class 8 \
 	  --test-per-class 8 --width 64 --height 48 --seed 0
-	$(BIN)/edgeclf train --data $(FIXTURE_DATA) --preset default --image-size 32 --epochs 2 --batch-size 8 \
+	$(BIN)/edgeclf train --data $(FIXTURE_DATA) --preset dsnet --image-size 32 --epochs 2 --batch-size 8 \
 	  --seed 0 --out $(FIXTURE_RUN)
 	$(BIN)/edgeclf export $(FIXTURE_RUN) --tflite-runtime-python $(abspath $(TFL_VENV))/bin/python
 	touch $@

@@ -43,7 +43,7 @@ def _tiny_train(tmp_path_factory: pytest.TempPathFactory, name: str, *, three_cl
     data = _tiny_data(root, three_classes=three_classes)
     config = TrainConfig(
         data=str(data),
-        preset="default",
+        preset="dsnet",  # the from-scratch net: tiny and quick to export (default is pretrained Lite0)
         out=str(root / "run"),
         image_size=TINY_IMAGE_SIZE,
         epochs=2,

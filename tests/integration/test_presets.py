@@ -51,8 +51,11 @@ def test_unknown_preset_lists_known_names():
 
 
 def test_registry_has_the_required_presets():
-    assert {"seed", "default", "mobilenetv2"} <= set(PRESETS)
-    assert get_preset("default").architecture == "dsnet"
+    assert {"seed", "default", "dsnet", "mobilenetv2", "lite0", "lite1", "lite2"} <= set(PRESETS)
+    default = get_preset("default")
+    assert (default.architecture, default.variant) == ("efficientnet_lite", "lite0")
+    assert default.default_weights == "imagenet"
+    assert get_preset("dsnet").architecture == "dsnet"
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -87,7 +90,8 @@ def test_rescaling_is_inside_the_graph(built, name):
     to_first = keras.Model(model.inputs, first.output)
     white = to_first.predict(np.full((1, SIDE, SIDE, 3), 255, np.uint8), verbose=0)
     black = to_first.predict(np.zeros((1, SIDE, SIDE, 3), np.uint8), verbose=0)
-    expected_low = 0.0 if name == "seed" else -1.0  # seed: 0..1 as the article; MobileNets: -1..1
+    # seed: 0..1 as the article; MobileNets: -1..1; EfficientNet-Lite: (x - 127) / 128
+    expected_low = {"seed": 0.0, "efficientnet_lite": -127 / 128}.get(PRESETS[name].architecture, -1.0)
     np.testing.assert_allclose(black, expected_low, atol=1e-6)
     np.testing.assert_allclose(white, 1.0, atol=1e-6)
 
@@ -162,11 +166,11 @@ def test_count_flops_of_separable_and_nested_layers():
     assert count_flops(model) == expected
 
 
-def test_default_is_a_fraction_of_the_seed_cost():
-    seed, default = get_preset("seed"), get_preset("default")
+def test_dsnet_is_a_fraction_of_the_seed_cost():
+    seed, dsnet = get_preset("seed"), get_preset("dsnet")
     seed_flops = count_flops(seed.build(seed.input_spec(), 2))
-    default_flops = count_flops(default.build(default.input_spec(), 2))
-    assert default_flops < seed_flops / 4
+    dsnet_flops = count_flops(dsnet.build(dsnet.input_spec(), 2))
+    assert dsnet_flops < seed_flops / 4
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -182,7 +186,7 @@ def test_batchnorm_momentum_is_low_enough_for_small_data(built, name):
 def test_batchnorm_statistics_catch_up_within_a_few_steps():
     """The FACTS.md trap: with momentum 0.99 the inference-mode output stayed constant on small data."""
     keras.utils.set_random_seed(0)
-    preset = get_preset("default")
+    preset = get_preset("dsnet")
     model = preset.build(_spec(), 2)
     preset.compile(model, 2, learning_rate=3e-3)
     rng = np.random.default_rng(0)
@@ -267,7 +271,7 @@ def test_bad_weights_paths_are_one_clear_line(tmp_path):
 
 @pytest.mark.filterwarnings(NESTED_CONTAINER_WARNING)
 def test_whole_model_weights_for_a_scratch_preset(tmp_path):
-    preset = get_preset("default")
+    preset = get_preset("dsnet")
     donor = preset.build(_spec(), 2)
     path = tmp_path / "model.weights.h5"
     donor.save_weights(path)

@@ -38,7 +38,9 @@ def small_data(tmp_path_factory) -> Path:
 
 
 def _config(data: Path, out: Path, **overrides) -> TrainConfig:
-    fields = dict(data=str(data), out=str(out), image_size=32, epochs=2, batch_size=8, seed=0, verbose=0)
+    fields = dict(
+        data=str(data), out=str(out), preset="dsnet", image_size=32, epochs=2, batch_size=8, seed=0, verbose=0
+    )
     fields.update(overrides)
     return TrainConfig(**fields)
 
@@ -48,7 +50,7 @@ def test_tiny_run_is_a_complete_run_folder(tiny_run):
     assert manifest.labels == ("cars", "elephants")
     assert manifest.output_activation == "sigmoid"
     assert (manifest.input.height, manifest.input.width) == (32, 32)
-    assert manifest.preset == "default"
+    assert manifest.preset == "dsnet"
     assert manifest.training["epochs"] == 2 and manifest.training["image_size"] == 32
     assert manifest.data["counts"]["train"] == {"cars": 12, "elephants": 12}
     assert (tiny_run / "labels.txt").read_text().split() == ["cars", "elephants"]

@@ -1,4 +1,4 @@
-"""Slow: the default preset trained on the real cars-vs-bikes photos (skips when they are absent)."""
+"""Slow: the default preset trained on the real photo sets (skips when they are absent)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.paths import REAL_PHOTOS
+from helpers.paths import PET_PHOTOS, REAL_PHOTOS
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,26 @@ def test_default_preset_learns_the_real_photos(real_run):
     assert history[best - 1]["val_accuracy"] == max(row["val_accuracy"] for row in history)
     if manifest.metrics["stopped_early"]:
         assert len(history) - best == manifest.training["patience"]
-    # The seed's network reaches 0.84-0.88 on these photos (shared/FACTS.md); the default must be useful too.
-    assert manifest.metrics["test_accuracy"] >= 0.8
+    # Pretrained EfficientNet-Lite0 with a new head: the target on these 400 test photos is 99%
+    # (the from-scratch dsnet reached 88.8-91.8%, the seed's network 84-88%).
+    assert manifest.metrics["test_accuracy"] >= 0.99
+    # Training after decoding (backbone features of train + validation, then the head) within 2 minutes
+    # is a benchmark figure, not asserted; that it was measured and recorded is.
+    assert manifest.metrics["train_seconds_after_decode"] > 0
+
+
+def test_default_preset_learns_cats_vs_dogs(tmp_path):
+    if not (PET_PHOTOS / "train").is_dir():
+        pytest.skip(f"pet photos not found at {PET_PHOTOS} (set EDGECLF_PET_PHOTOS)")
+    pytest.importorskip("tensorflow")
+    from edge_runtime.manifest import Manifest
+    from trainer.train import TrainConfig, train
+
+    run = train(TrainConfig(data=str(PET_PHOTOS), out=str(tmp_path / "run"), seed=0, verbose=2))
+    manifest = Manifest.load(run)
+    assert manifest.preset == "default" and manifest.training["weights"] == "imagenet"
+    assert manifest.data["counts"]["test"] == {"cats": 200, "dogs": 200}
+    assert manifest.metrics["test_accuracy"] >= 0.97
 
 
 def test_evaluate_on_real_photos_matches_training_time_test_accuracy(real_run, tmp_path):

@@ -27,7 +27,7 @@ from edge_runtime.backends import BACKENDS, Session, backend_for, get_backend
 from edge_runtime.embedded import read_embedded_manifest
 from edge_runtime.errors import BackendUnavailableError, InputShapeError, ManifestError, ModelLoadError
 from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorInfo
+from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorInfo, run_file
 from edge_runtime.preprocess import ImageSource, preprocess
 
 # Which artifact a run folder uses when no format is asked for: the Pi-friendly int8 first.
@@ -223,7 +223,7 @@ def _choose_artifact(manifest: Manifest, run_dir: Path, backend: str | None) -> 
         manifest.artifacts,
         key=lambda a: FORMAT_PREFERENCE.index(a.format) if a.format in FORMAT_PREFERENCE else len(FORMAT_PREFERENCE),
     )
-    usable = [a for a in ranked if a.status == "passed" and (run_dir / a.file).is_file()]
+    usable = [a for a in ranked if a.status == "passed" and run_file(run_dir, a.file).is_file()]
     if backend is not None:
         usable = [a for a in usable if Path(a.file).suffix.lower() in get_backend(backend).suffixes]
     for artifact in usable:
@@ -289,7 +289,7 @@ class Classifier:
             artifact = _choose_artifact(manifest, run_dir, options.backend)
         else:
             artifact = manifest.artifact(options.format)
-        return cls._load(run_dir / artifact.file, manifest, artifact, options)
+        return cls._load(run_file(run_dir, artifact.file), manifest, artifact, options)
 
     @classmethod
     def from_file(

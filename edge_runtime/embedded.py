@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import Manifest
+from edge_runtime.manifest import Manifest, parse_json
 
 EMBEDDED_KEY = "edgeclf"
 EMBEDDED_FILE = f"{EMBEDDED_KEY}.json"
@@ -140,8 +140,8 @@ def read_onnx_payload(data: bytes) -> dict[str, Any] | None:
 
 def _decode(raw: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        payload = parse_json(raw)
+    except ValueError as error:
         raise ManifestError(f"embedded {EMBEDDED_KEY} metadata is not valid JSON ({error})") from None
     if not isinstance(payload, dict):
         raise ManifestError(f"embedded {EMBEDDED_KEY} metadata should be a JSON object")

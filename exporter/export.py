@@ -38,7 +38,7 @@ from edge_runtime.dataset import (
 )
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
-from edge_runtime.manifest import Artifact, Manifest
+from edge_runtime.manifest import Artifact, Manifest, run_file
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
 from exporter.formats import Calibration, ExportFormat, Inspection, all_formats, get_format
@@ -154,7 +154,7 @@ def _check_writable(run_dir: Path) -> None:
 
 
 def _load_keras(run_dir: Path, manifest: Manifest) -> Any:
-    path = run_dir / manifest.model_file
+    path = run_file(run_dir, manifest.model_file)
     if not path.is_file():
         raise ManifestError(f"{path}: missing; the run folder is incomplete (re-run `edgeclf train`)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter

@@ -25,7 +25,7 @@ import numpy as np
 from edge_runtime.dataset import LabelledFolder, Sample, load_samples, open_labelled_folder, reopen_from_manifest
 from edge_runtime.errors import DatasetError, EdgeclfError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text
-from edge_runtime.manifest import Manifest
+from edge_runtime.manifest import Manifest, run_file
 
 SPLIT_CHOICES = ("auto", "train", "validation", "test", "all")
 EVALUATION_DIR = "evaluation"
@@ -215,7 +215,7 @@ def evaluate(
     """
     run_dir = Path(run_dir)
     manifest = Manifest.load(run_dir)
-    model_file = run_dir / manifest.model_file
+    model_file = run_file(run_dir, manifest.model_file)
     if not model_file.exists():
         raise ManifestError(f"{model_file}: missing; re-run `edgeclf train`")
     folder, split, samples = _select(manifest, Path(data), split)

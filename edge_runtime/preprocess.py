@@ -23,7 +23,7 @@ from edge_runtime.errors import ImageDecodeError, InputShapeError
 from edge_runtime.manifest import InputSpec
 
 # Every suffix the toolkit reads as an image, lower case. Folder scans use this one list.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # JPEG draft decoding keeps at least this multiple of the model size, so the final resize still
 # antialiases: on a textured 2400×1800 JPEG resized to 224×224 (bilinear) the mean absolute

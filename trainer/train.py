@@ -41,7 +41,7 @@ import numpy as np
 from edge_runtime.dataset import DEFAULT_FRACTIONS, LabelledFolder, LoadedImages, load_samples, open_labelled_folder
 from edge_runtime.errors import DatasetError, EdgeclfError, missing_extra
 from edge_runtime.fileio import atomic_write_text
-from edge_runtime.manifest import MANIFEST_NAME, MODEL_NAME, InputSpec, Manifest
+from edge_runtime.manifest import MANIFEST_NAME, MAX_INPUT_SIDE, MODEL_NAME, InputSpec, Manifest
 from edge_runtime.runlock import LOCK_NAME, run_lock
 
 CONFIG_NAME = "train_config.json"
@@ -87,6 +87,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < (0 if name == "patience" else 1):
                 raise EdgeclfError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if self.image_size is not None and self.image_size > MAX_INPUT_SIDE:
+            raise EdgeclfError(
+                f"--image-size {self.image_size} is above {MAX_INPUT_SIDE}: one image alone would take "
+                f"{3 * self.image_size**2 / 1e6:,.0f} MB decoded; the presets use 150-300"
+            )
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise EdgeclfError(f"--learning-rate must be positive, got {self.learning_rate}")
 
@@ -249,11 +254,29 @@ def _load_splits(folder: LabelledFolder, spec: InputSpec, workers: int, log: _Lo
         present = set(loaded[name].labels.tolist()) if name in loaded else set()
         missing = [label for i, label in enumerate(folder.labels) if i not in present]
         if missing:
-            raise DatasetError(
-                f"{folder.root}: no readable {name} images for class(es) {missing}; "
-                "see the skipped files above and add images"
-            )
+            skipped = len(loaded[name].failed) if name in loaded else 0
+            hint = "see the skipped files above and add images" if skipped else "add images"
+            raise DatasetError(f"{folder.root}: no readable {name} images for class(es) {missing}; {hint}")
     return loaded
+
+
+def _check_memory(folder: LabelledFolder, spec: InputSpec) -> None:
+    """Refuse up front a data set whose decoded images would not fit in half the machine's RAM.
+
+    Every image is decoded once and held as uint8 (see the module docstring); past RAM the OOM
+    killer ends the run without a word, after minutes of decoding.
+    """
+    count = sum(len(samples) for samples in folder.splits.values())
+    needed = count * spec.height * spec.width * spec.channels
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return
+    if needed > total // 2:
+        raise EdgeclfError(
+            f"{count} images at {spec.width}x{spec.height} need {needed / 1e9:.1f} GB decoded, more than half of "
+            f"this machine's {total / 1e9:.1f} GB of RAM; use a smaller --image-size or fewer images"
+        )
 
 
 def _report(folder: LabelledFolder, loaded: dict[str, LoadedImages]) -> dict[str, Any]:
@@ -648,6 +671,12 @@ def _train_in(config: TrainConfig, run_dir: Path, get_preset: Callable[[str], An
     log(f"run folder: {run_dir}")
     log(f"data: {folder.root} ({folder.layout} layout), classes: {', '.join(folder.labels)}")
 
+    if not folder.split("validation"):
+        raise DatasetError(
+            f"{folder.root}: the validation split is empty (--val-fraction 0?); training needs validation images "
+            "to pick its best epoch: use --val-fraction 0.15 or a validation/ folder"
+        )
+    _check_memory(folder, spec)
     loaded = _load_splits(folder, spec, config.workers, log)
     report = _report(folder, loaded)
     # train() made the folder (and locked it); a refused data set leaves nothing: train() removes a

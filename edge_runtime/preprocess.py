@@ -224,9 +224,12 @@ def _to_rgb(image: Image.Image, path: Path | None) -> Image.Image:
         image = image.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*_ALPHA_BACKGROUND, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        # Paste through the alpha band onto an RGB background: 2 image-sized buffers instead of the
+        # 4 of alpha_composite + convert (a 40 MP RGBA PNG peaked at 950 MB that way).
+        background = Image.new("RGB", rgba.size, _ALPHA_BACKGROUND)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as error:

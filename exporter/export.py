@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,8 @@ def _load_keras(run_dir: Path, manifest: Manifest) -> Any:
         import keras
     except ImportError:
         raise missing_extra("TensorFlow", "train") from None
+    if not zipfile.is_zipfile(path):  # else Keras says "File not found" about a file that exists
+        raise ManifestError(f"{path}: not a Keras archive (corrupt or truncated); re-run `edgeclf train`")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file

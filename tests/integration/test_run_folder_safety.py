@@ -143,3 +143,50 @@ def test_a_training_that_failed_before_its_first_epoch_does_not_trap_the_rerun(d
     manifest = Manifest.load(finished)
     assert manifest.metrics["epochs_run"] == 1
     assert manifest.training["weights"] in (None, "none")
+
+
+def test_train_refuses_an_absurd_image_size_before_any_work(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(EdgeclfError, match=r"--image-size 100000 is above 1024: one image alone would take 30,000 MB"):
+        train(_config(data, tmp_path / "big", image_size=100_000))
+    assert not (tmp_path / "big").exists()
+
+
+def test_val_fraction_zero_says_what_is_wrong(data: Path, tmp_path: Path) -> None:
+    flat = tmp_path / "flat"
+    for label in ("cars", "elephants"):
+        (flat / label).mkdir(parents=True)
+        for path in sorted((data / "train" / label).iterdir()):
+            (flat / label / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(EdgeclfError, match=r"validation split is empty \(--val-fraction 0\?\)") as caught:
+        train(_config(flat, tmp_path / "run", fractions=(1.0, 0.0, 0.0)))
+    assert "skipped" not in str(caught.value)
+    assert not (tmp_path / "run").exists()
+
+
+# -- evaluate -------------------------------------------------------------------------------------
+
+
+def test_evaluate_a_corrupt_model_says_so(tiny_run: Path, data: Path, tmp_path: Path) -> None:
+    from trainer.evaluate import evaluate
+
+    run = copy_run(tiny_run, tmp_path / "run")
+    (run / "model.keras").write_bytes((run / "model.keras").read_bytes()[:1000])
+    with pytest.raises(EdgeclfError, match=r"model\.keras: not a Keras archive") as caught:
+        evaluate(run, data)
+    assert "not found" not in str(caught.value).lower()
+    with pytest.raises(EdgeclfError, match=r"model\.keras: not a Keras archive"):
+        export_run(run, ExportConfig(formats=("tflite-fp32",)), **QUIET)
+
+
+@pytest.mark.parametrize("case", ["existing file", "under a file"])
+def test_evaluate_out_that_cannot_be_written_is_refused_up_front(
+    tiny_run: Path, data: Path, tmp_path: Path, case: str
+) -> None:
+    from trainer.evaluate import evaluate
+
+    blocker = tmp_path / "report.json"
+    blocker.write_text("{}")
+    out = blocker if case == "existing file" else blocker / "evaluation"
+    with pytest.raises(EdgeclfError, match=r"--out .*(not a folder|cannot write there)"):
+        evaluate(tiny_run, data, out_dir=out)
+    assert blocker.read_text() == "{}"

@@ -184,3 +184,13 @@ def test_the_python_api_bounds_threads_too():
     with pytest.raises(InputShapeError, match="--threads"):
         ClassifierOptions(threads=max_threads() + 1)
     assert ClassifierOptions(threads=max_threads()).threads == max_threads()
+
+
+def test_the_benchmark_bounds_threads_before_measuring(tmp_path):
+    from benchmarks.config import BenchmarkConfig
+
+    with pytest.raises(InputShapeError, match="--threads"):
+        BenchmarkConfig(run_dir=tmp_path, threads=100_000)
+    with pytest.raises(InputShapeError, match="--threads"):
+        BenchmarkConfig(run_dir=tmp_path, sweep_threads=(1, 100_000))
+    assert BenchmarkConfig(run_dir=tmp_path, threads=1).threads == 1

@@ -574,6 +574,11 @@ def train(config: TrainConfig) -> Path:
     run_dir = Path(config.out) if config.out else None
     if config.resume and run_dir is None:
         run_dir = _find_unfinished_run(config)
+    if config.resume and not run_dir.is_dir():
+        raise EdgeclfError(
+            f"--resume: {run_dir} does not exist (a run that fails before its first epoch leaves nothing to "
+            "resume); run the same command without --resume"
+        )
     if not config.resume:
         if not config.data:
             raise DatasetError("no data folder given; pass --data DIR (one subfolder of images per class)")

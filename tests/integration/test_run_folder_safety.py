@@ -132,8 +132,14 @@ def test_a_training_that_failed_before_its_first_epoch_does_not_trap_the_rerun(d
     with pytest.raises(EdgeclfError, match="weights file not found"):
         train(_config(data, out, weights=str(tmp_path / "missing.weights.h5")))
     assert not out.exists()  # nothing of value was made, so nothing is left
-    # A folder left by a run killed before its first epoch (kill -9: no cleanup ran) is reused too,
-    # and --resume of it takes the corrected flags.
+    with pytest.raises(EdgeclfError, match=r"does not exist .* run the same command without --resume"):
+        train(_config(data, out, resume=True, weights="none"))
+
+
+@pytest.mark.slow  # trains for real (one epoch)
+def test_a_run_killed_before_its_first_epoch_is_resumed_with_the_corrected_flags(data: Path, tmp_path: Path) -> None:
+    # What a run killed before its first epoch leaves (kill -9: no cleanup ran).
+    out = tmp_path / "run"
     out.mkdir()
     (out / "train_config.json").write_text(
         json.dumps(_config(data, out, weights=str(tmp_path / "missing.weights.h5")).to_dict())

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.backends.base import check_threads
 from edge_runtime.errors import EdgeclfError
 
 REFERENCES = ("auto", "keras", "tflite-fp32")
@@ -67,8 +68,10 @@ class BenchmarkConfig:
         for name in ("e2e_runs", "warmup"):
             if getattr(self, name) < 0:
                 raise EdgeclfError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
-        if self.threads is not None and self.threads < 1:
-            raise EdgeclfError(f"--threads must be at least 1, got {self.threads}")
+        if self.threads is not None:
+            check_threads(self.threads)  # 1..4x the cores, as for classify
+        for threads in self.sweep_threads:
+            check_threads(threads)
         if self.max_images is not None and self.max_images < 1:
             raise EdgeclfError(f"--max-images must be at least 1, got {self.max_images}")
         if any(t < 1 for t in self.sweep_threads) or any(s < 16 for s in self.sweep_sizes):

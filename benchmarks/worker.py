@@ -113,11 +113,11 @@ class KerasRunner:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from edge_runtime.manifest import Manifest
+        from edge_runtime.manifest import Manifest, run_file
 
         self.manifest = Manifest.load(spec["run_dir"])
         self.files = [Path(p) for p in spec.get("files") or ()]
-        path = Path(spec["run_dir"]) / self.manifest.model_file
+        path = run_file(spec["run_dir"], self.manifest.model_file)
         frame = _first_frame(spec)
         if frame is None:
             frame = np.zeros(self.manifest.input.shape, np.uint8)

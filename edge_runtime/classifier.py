@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.backends import BACKENDS, Session, backend_for, get_backend
+from edge_runtime.backends.base import check_threads
 from edge_runtime.embedded import read_embedded_manifest
 from edge_runtime.errors import BackendUnavailableError, InputShapeError, ManifestError, ModelLoadError
 from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorInfo
-from edge_runtime.preprocess import ImageSource, preprocess
+from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorInfo, run_file
+from edge_runtime.preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
 
 # Which artifact a run folder uses when no format is asked for: the Pi-friendly int8 first.
 FORMAT_PREFERENCE = ("tflite-int8", "tflite-fp32", "tflite-fp16", "tflite-dynamic", "onnx-fp32", "onnx-int8")
@@ -64,6 +65,7 @@ class ClassifierOptions:
         threshold: drop labels scoring below this.
         verify: check the file's sha256 against the manifest when loading.
         draft: let Pillow decode big JPEGs at reduced scale (see :func:`preprocess`).
+        max_pixels: refuse images with more pixels than this (see :data:`DEFAULT_MAX_PIXELS`).
     """
 
     format: str | None = None
@@ -73,14 +75,17 @@ class ClassifierOptions:
     threshold: float = 0.0
     verify: bool = True
     draft: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise InputShapeError("--top-k", "at least 1", self.top_k)
         if not 0.0 <= self.threshold <= 1.0:
             raise InputShapeError("--threshold", "a probability between 0 and 1", self.threshold)
-        if self.threads is not None and self.threads < 1:
-            raise InputShapeError("--threads", "a positive number of threads", self.threads)
+        if self.threads is not None:
+            check_threads(self.threads)  # 1..4x the cores: refused before any model is loaded
+        if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+            raise InputShapeError("--max-megapixels", "a positive pixel limit", self.max_pixels)
         if self.backend is not None:
             get_backend(self.backend)  # unknown name -> error listing the known ones
 
@@ -223,7 +228,7 @@ def _choose_artifact(manifest: Manifest, run_dir: Path, backend: str | None) -> 
         manifest.artifacts,
         key=lambda a: FORMAT_PREFERENCE.index(a.format) if a.format in FORMAT_PREFERENCE else len(FORMAT_PREFERENCE),
     )
-    usable = [a for a in ranked if a.status == "passed" and (run_dir / a.file).is_file()]
+    usable = [a for a in ranked if a.status == "passed" and run_file(run_dir, a.file).is_file()]
     if backend is not None:
         usable = [a for a in usable if Path(a.file).suffix.lower() in get_backend(backend).suffixes]
     for artifact in usable:
@@ -289,7 +294,7 @@ class Classifier:
             artifact = _choose_artifact(manifest, run_dir, options.backend)
         else:
             artifact = manifest.artifact(options.format)
-        return cls._load(run_dir / artifact.file, manifest, artifact, options)
+        return cls._load(run_file(run_dir, artifact.file), manifest, artifact, options)
 
     @classmethod
     def from_file(
@@ -398,7 +403,9 @@ class Classifier:
 
     def preprocess(self, source: ImageSource, color_order: str = "RGB") -> np.ndarray:
         """One image (path, bytes, PIL image or frame) → ``(H, W, 3)`` uint8 RGB via :func:`preprocess`."""
-        return preprocess(source, self.spec, color_order=color_order, draft=self.options.draft)
+        return preprocess(
+            source, self.spec, color_order=color_order, draft=self.options.draft, max_pixels=self.options.max_pixels
+        )
 
     def prepare(self, batch: np.ndarray) -> np.ndarray:
         """Check a uint8 ``(N, H, W, 3)`` (or one ``(H, W, 3)``) batch and quantise it for the input tensor."""

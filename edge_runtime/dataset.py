@@ -107,6 +107,51 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _check_class_name(class_dir: Path) -> None:
+    name = class_dir.name
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        # A label is one line of labels.txt and one cell of every table: a newline would split it.
+        raise DatasetError(
+            f"{class_dir.parent}: class folder {name!r} has a control character (newline, tab…) in its name; rename it"
+        )
+
+
+def _scan_class(root: Path, class_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The class folder's images and other files, all confined to ``root`` (the data folder).
+
+    A class folder or image that resolves outside the data folder (a symlink to ``..`` or to
+    another tree) is refused by name: training on files nobody meant to give it is worse than stopping.
+    """
+    _check_class_name(class_dir)
+    real_root = root.resolve()
+    if not class_dir.resolve().is_relative_to(real_root):
+        raise DatasetError(
+            f"{class_dir}: class folder leads outside the data folder {root} (to {class_dir.resolve()}); "
+            "refused — copy the images in, or make the link point inside the data folder"
+        )
+    images, others = list_images(class_dir)
+    outside = [p for p in images if not p.resolve().is_relative_to(real_root)]
+    if outside:
+        shown = ", ".join(str(p) for p in outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+        raise DatasetError(
+            f"{class_dir}: {len(outside)} image(s) lead outside the data folder {root}: {shown}; refused"
+        )
+    return images, others
+
+
+def _check_one_label_per_photo(root: Path, labels: Sequence[str], samples: Iterable[Sample]) -> None:
+    """The same file (by its real path) under two classes would teach the model both labels at once."""
+    seen: dict[Path, Sample] = {}
+    for sample in samples:
+        real = sample.path.resolve()
+        first = seen.setdefault(real, sample)
+        if first.label != sample.label:
+            raise DatasetError(
+                f"{root}: one photo is reachable under two classes, {labels[first.label]!r} ({first.path}) and "
+                f"{labels[sample.label]!r} ({sample.path}); give each photo one class"
+            )
+
+
 def open_labelled_folder(
     root: str | Path,
     *,
@@ -173,12 +218,13 @@ def _open_split_layout(root: Path, expected: Sequence[str] | None) -> LabelledFo
                 if split == "test":
                     raise DatasetError(f"{split_dir}: class {label!r} is missing; add {class_dir}/ or drop test/")
                 raise DatasetError(f"{split_dir}: class {label!r} is missing; add {class_dir}/ with images")
-            images, others = list_images(class_dir)
+            images, others = _scan_class(root, class_dir)
             ignored.extend(others)
             if not images and split != "test":
                 raise DatasetError(f"{class_dir}: class {label!r} has no images ({', '.join(IMAGE_SUFFIXES)})")
             samples.extend(Sample(path, index) for path in images)
         splits[split] = tuple(samples)
+    _check_one_label_per_photo(root, labels, (s for part in splits.values() for s in part))
     return LabelledFolder(root, "splits", labels, splits, ignored=tuple(ignored))
 
 
@@ -191,7 +237,7 @@ def _open_class_layout(
     splits: dict[str, list[Sample]] = {name: [] for name in SPLIT_NAMES}
     ignored: list[Path] = []
     for index, label in enumerate(labels):
-        images, others = list_images(root / label)
+        images, others = _scan_class(root, root / label)
         ignored.extend(others)
         if not images:
             raise DatasetError(f"{root / label}: class {label!r} has no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -212,6 +258,7 @@ def _open_class_layout(
         }
         for name, paths in parts.items():
             splits[name].extend(Sample(path, index) for path in sorted(paths))
+    _check_one_label_per_photo(root, labels, (s for part in splits.values() for s in part))
     if not splits["test"]:
         del splits["test"]
     return LabelledFolder(

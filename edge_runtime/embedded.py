@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import Manifest
+from edge_runtime.manifest import Manifest, parse_json
 
 EMBEDDED_KEY = "edgeclf"
 EMBEDDED_FILE = f"{EMBEDDED_KEY}.json"
@@ -44,15 +46,35 @@ def append_tflite_metadata(data: bytes, payload: Mapping[str, Any]) -> bytes:
     return data + buffer.getvalue()
 
 
+# What a malformed archive can raise from zipfile: bad headers, offsets before the start, unknown
+# compression methods, encrypted entries, corrupt deflate streams.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    KeyError,
+    IndexError,
+    struct.error,
+    zlib.error,
+)
+
+# A real payload is about 1 kB; more than this is refused without inflating it (a ZIP bomb).
+MAX_PAYLOAD_BYTES = 1 << 20
+
+
 def _open_archive(data: bytes) -> zipfile.ZipFile | None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError):
+        if EMBEDDED_FILE in archive.namelist():
+            return archive
+    except _ZIP_ERRORS:
         return None
-    if EMBEDDED_FILE not in archive.namelist():
-        archive.close()
-        return None
-    return archive
+    archive.close()
+    return None
 
 
 def _strip_tflite_metadata(data: bytes) -> bytes:
@@ -62,7 +84,7 @@ def _strip_tflite_metadata(data: bytes) -> bytes:
     with archive:
         # zipfile makes header offsets absolute (it accounts for bytes before the archive).
         start = min(info.header_offset for info in archive.infolist())
-    return data[:start]
+    return data[: max(0, start)]
 
 
 def read_tflite_payload(data: bytes) -> dict[str, Any] | None:
@@ -71,7 +93,16 @@ def read_tflite_payload(data: bytes) -> dict[str, Any] | None:
     if archive is None:
         return None
     with archive:
-        raw = archive.read(EMBEDDED_FILE)
+        try:
+            if archive.getinfo(EMBEDDED_FILE).file_size > MAX_PAYLOAD_BYTES:
+                raise ManifestError(f"embedded {EMBEDDED_KEY} metadata is too big (a real one is about 1 kB)")
+            with archive.open(EMBEDDED_FILE) as member:
+                raw = member.read(MAX_PAYLOAD_BYTES + 1)  # the header's size may lie: read at most this
+        except _ZIP_ERRORS as error:
+            problem = f"{type(error).__name__}: {error}"
+            raise ManifestError(f"embedded {EMBEDDED_KEY} metadata is unreadable ({problem})") from None
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise ManifestError(f"embedded {EMBEDDED_KEY} metadata is too big (a real one is about 1 kB)")
     return _decode(raw)
 
 
@@ -140,8 +171,8 @@ def read_onnx_payload(data: bytes) -> dict[str, Any] | None:
 
 def _decode(raw: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        payload = parse_json(raw)
+    except ValueError as error:
         raise ManifestError(f"embedded {EMBEDDED_KEY} metadata is not valid JSON ({error})") from None
     if not isinstance(payload, dict):
         raise ManifestError(f"embedded {EMBEDDED_KEY} metadata should be a JSON object")

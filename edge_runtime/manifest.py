@@ -15,7 +15,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from edge_runtime.errors import ManifestError
@@ -25,9 +25,21 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 LABELS_NAME = "labels.txt"
 MODEL_NAME = "model.keras"
+# A real manifest is a few kB; anything past this is not one (and is not read into memory).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 ACTIVATIONS = ("sigmoid", "softmax")
+
+# The largest model input side accepted anywhere (manifest, --image-size). One 1024x1024 RGB input
+# is 3.1 MB and ~21x the pixels (and convolution work) of 224x224; the presets use 150-300, and a
+# Raspberry Pi classifying live frames wants 224 or less. A bigger side is almost surely a typo
+# (`--image-size 100000` asked for 30 GB per decoded image and died by the OOM killer).
+MAX_INPUT_SIDE = 1024
+
+# Free-form sections (training, data, metrics, details…) nested deeper than this are refused: real
+# ones are 3 levels deep, and a deeply nested payload only exists to exhaust the recursion limit.
+MAX_NESTING = 16
 
 
 @dataclass(frozen=True)
@@ -47,8 +59,15 @@ class InputSpec:
     normalization: str = "in-graph"
 
     def __post_init__(self) -> None:
-        if self.height <= 0 or self.width <= 0:
-            raise ManifestError(f"input size must be positive, got {self.height}x{self.width}")
+        for name in ("height", "width", "channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ManifestError(f"input {name} should be a whole number, got {value!r}")
+        if not (1 <= self.height <= MAX_INPUT_SIDE and 1 <= self.width <= MAX_INPUT_SIDE):
+            raise ManifestError(f"input size {self.height}x{self.width} is outside 1..{MAX_INPUT_SIDE} pixels a side")
+        for name in ("dtype", "color_order", "resize_filter", "normalization"):
+            if not isinstance(getattr(self, name), str):
+                raise ManifestError(f"input {name} should be a string, got {getattr(self, name)!r}")
         if self.channels != 3:
             raise ManifestError(f"only 3-channel RGB inputs are supported, got {self.channels}")
         if self.resize_filter not in RESIZE_FILTERS:
@@ -116,6 +135,14 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
+        for label in self.labels:
+            if not isinstance(label, str):
+                raise ManifestError(f"labels should be a list of strings, got {list(self.labels)!r}")
+            if not label:
+                raise ManifestError("an empty label is not allowed; every label names a class")
+            if any(ord(c) < 32 or ord(c) == 127 for c in label):
+                # labels.txt holds one label a line; a newline would make it lie about the classes.
+                raise ManifestError(f"label {label!r} holds a control character (newline, tab…); rename the class")
         if len(self.labels) < 2:
             raise ManifestError(f"a classifier needs at least two labels, got {list(self.labels)}")
         if len(set(self.labels)) != len(self.labels):
@@ -164,30 +191,44 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "manifest") -> Manifest:
-        """Validate and build a manifest; raise :class:`ManifestError` saying which field is wrong."""
+        """Validate and build a manifest; raise :class:`ManifestError` saying which field is wrong.
+
+        Every field is type-checked here, the one parser: a manifest or an embedded payload may come
+        with a model file from anyone. File names must stay inside the run folder.
+        """
         if not isinstance(data, Mapping):
             raise ManifestError(f"{source}: expected a JSON object, got {type(data).__name__}")
         version = data.get("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ManifestError(
+                f"{source}: schema_version should be a whole number, got {type(version).__name__} {version!r}"
+            )
         if version != SCHEMA_VERSION:
             raise ManifestError(
                 f"{source}: schema_version {version} is not supported by this edgeclf "
                 f"(it reads version {SCHEMA_VERSION}); upgrade edgeclf or re-export the model"
             )
+        labels = _require(data, "labels", list, source)
+        if not all(isinstance(x, str) for x in labels):
+            raise ManifestError(f"{source}: labels should be a list of strings, got {_short(labels)}")
         try:
             return cls(
-                labels=tuple(str(x) for x in _require(data, "labels", list, source)),
+                labels=tuple(labels),
                 input=InputSpec(**_require(data, "input", Mapping, source)),
-                output_activation=str(_require(data, "output_activation", str, source)),
-                preset=str(data.get("preset", "unknown")),
-                model_file=str(data.get("model_file", MODEL_NAME)),
-                training=dict(data.get("training") or {}),
-                data=dict(data.get("data") or {}),
-                metrics=dict(data.get("metrics") or {}),
-                artifacts=tuple(_artifact_from_dict(a, source) for a in data.get("artifacts") or ()),
+                output_activation=_require(data, "output_activation", str, source),
+                preset=_optional(data, "preset", str, "unknown", source),
+                model_file=_relative_file(_optional(data, "model_file", str, MODEL_NAME, source), "model_file", source),
+                training=_section(data, "training", source),
+                data=_section(data, "data", source),
+                metrics=_section(data, "metrics", source),
+                artifacts=tuple(_artifact_from_dict(a, source) for a in _optional(data, "artifacts", list, [], source)),
                 schema_version=SCHEMA_VERSION,
             )
         except TypeError as error:  # unknown or missing keyword in a nested section
             raise ManifestError(f"{source}: malformed entry ({error})") from None
+        except ManifestError as error:
+            message = str(error)
+            raise ManifestError(message if message.startswith(source) else f"{source}: {message}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
@@ -199,8 +240,14 @@ class Manifest:
                 raise ManifestError(f"{path}: no such run folder or manifest")
             raise ManifestError(f"{file}: missing; is {path} a run folder made by `edgeclf train`?")
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            if not file.is_file():
+                raise ManifestError(f"{file}: not a regular file; is {path} a run folder made by `edgeclf train`?")
+            if file.stat().st_size > MAX_MANIFEST_BYTES:
+                raise ManifestError(f"{file}: {file.stat().st_size} bytes, too big for a manifest; not an edgeclf run")
+            data = parse_json(file.read_bytes())
+        except OSError as error:
+            raise ManifestError(f"{file}: cannot be read ({error.strerror or error})") from None
+        except ValueError as error:
             raise ManifestError(f"{file}: not readable JSON ({error}); re-run `edgeclf train`") from None
         return cls.from_dict(data, source=str(file))
 
@@ -213,6 +260,57 @@ class Manifest:
         return target
 
 
+def parse_json(raw: bytes) -> Any:
+    """Parse untrusted JSON bytes; any failure is a ``ValueError`` (never ``RecursionError``…)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    # json.JSONDecodeError and the integer digit limit (a 5,000-digit number) are ValueErrors already.
+
+
+def run_file(run_dir: str | Path, name: str) -> Path:
+    """The real path of the file ``name`` of a run folder, refused unless it lies inside the folder.
+
+    ``name`` comes from a manifest (already checked to be relative and free of ``..``); this also
+    follows symlinks, so a link from the run folder to a file elsewhere is refused too.
+
+    Raises:
+        ManifestError: the file resolves outside ``run_dir``.
+    """
+    root = Path(run_dir).resolve()
+    target = (root / _relative_file(name, "file", str(run_dir))).resolve()
+    if not target.is_relative_to(root):
+        raise ManifestError(
+            f"{Path(run_dir) / name}: resolves to a path outside the run folder; refused "
+            "(a run's files must be real files inside the run folder)"
+        )
+    return target
+
+
+def _relative_file(name: str, what: str, source: str) -> str:
+    parts = PurePosixPath(name).parts
+    if (
+        not name
+        or "\0" in name
+        or "\\" in name
+        or PurePosixPath(name).is_absolute()
+        or PureWindowsPath(name).drive
+        or ".." in parts
+    ):
+        raise ManifestError(
+            f"{source}: {what} {name!r} must be a relative path inside the run folder (no '..', not absolute)"
+        )
+    return name
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _require(data: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
     if key not in data:
         raise ManifestError(f"{source}: field {key!r} is missing")
@@ -222,35 +320,87 @@ def _require(data: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
     return value
 
 
+def _optional(data: Mapping[str, Any], key: str, kind: type, default: Any, source: str) -> Any:
+    if data.get(key) is None:
+        return default
+    return _require(data, key, kind, source)
+
+
+def _section(data: Mapping[str, Any], key: str, source: str, what: str = "") -> dict[str, Any]:
+    """A free-form JSON object (``training``, ``metrics``…): must be an object, and not absurdly deep."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ManifestError(f"{source}: {what}field {key!r} should be an object, got {type(value).__name__}")
+    if _depth(value) > MAX_NESTING:
+        raise ManifestError(f"{source}: {what}field {key!r} is nested more than {MAX_NESTING} levels deep")
+    return dict(value)
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_NESTING:
+        return level
+    if isinstance(value, Mapping):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _number(data: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = data[key]
+    allowed = (int, float) if kind is float else (int,)
+    if not isinstance(value, allowed) or isinstance(value, bool):
+        raise ManifestError(f"field {key!r} should be a {'number' if kind is float else 'whole number'}, got {value!r}")
+    return kind(value)
+
+
 def _tensor_from_dict(data: Mapping[str, Any]) -> TensorInfo:
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"a tensor entry should be an object, got {type(data).__name__}")
+    shape = data["shape"]
+    if not isinstance(shape, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in shape):
+        raise ManifestError(f"tensor shape should be a list of whole numbers, got {_short(shape)}")
     return TensorInfo(
-        name=str(data["name"]),
-        dtype=str(data["dtype"]),
-        shape=tuple(int(x) for x in data["shape"]),
-        scale=None if data.get("scale") is None else float(data["scale"]),
-        zero_point=None if data.get("zero_point") is None else int(data["zero_point"]),
+        name=_require(data, "name", str, "tensor"),
+        dtype=_require(data, "dtype", str, "tensor"),
+        shape=tuple(shape),
+        scale=None if data.get("scale") is None else _number(data, "scale", float),
+        zero_point=None if data.get("zero_point") is None else _number(data, "zero_point", int),
     )
 
 
 def _artifact_from_dict(data: Mapping[str, Any], source: str) -> Artifact:
+    where = f"{source}: artifact entry"
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"{where} should be an object, got {type(data).__name__}")
     try:
+        sha256 = _require(data, "sha256", str, where)
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ManifestError(f"{where}: sha256 should be 64 lower-case hex digits, got {_short(sha256)}")
+        for key in ("inputs", "outputs"):
+            _require(data, key, list, where)
         return Artifact(
-            format=str(data["format"]),
-            precision=str(data["precision"]),
-            file=str(data["file"]),
-            size_bytes=int(data["size_bytes"]),
-            sha256=str(data["sha256"]),
-            backend=str(data["backend"]),
+            format=_require(data, "format", str, where),
+            precision=_require(data, "precision", str, where),
+            file=_relative_file(_require(data, "file", str, where), "file", where),
+            size_bytes=_number(data, "size_bytes", int),
+            sha256=sha256,
+            backend=_require(data, "backend", str, where),
             inputs=tuple(_tensor_from_dict(t) for t in data["inputs"]),
             outputs=tuple(_tensor_from_dict(t) for t in data["outputs"]),
-            status=str(data.get("status", "passed")),
-            op_versions=dict(data.get("op_versions") or {}),
-            compatibility=dict(data.get("compatibility") or {}),
-            validation=dict(data.get("validation") or {}),
-            details=dict(data.get("details") or {}),
+            status=_optional(data, "status", str, "passed", where),
+            op_versions=_section(data, "op_versions", where),
+            compatibility=_section(data, "compatibility", where),
+            validation=_section(data, "validation", where),
+            details=_section(data, "details", where),
         )
+    except ManifestError as error:
+        message = str(error)
+        raise ManifestError(message if message.startswith(source) else f"{where}: {message}") from None
     except (KeyError, TypeError, ValueError) as error:
-        raise ManifestError(f"{source}: malformed artifact entry ({error!r})") from None
+        raise ManifestError(f"{where} is malformed ({error!r})") from None
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,7 +12,10 @@ a resize filter that differs between training and inference, decompression bombs
 
 from __future__ import annotations
 
+import errno
 import io
+import stat
+import struct
 import warnings
 from pathlib import Path
 
@@ -23,15 +26,23 @@ from edge_runtime.errors import ImageDecodeError, InputShapeError
 from edge_runtime.manifest import InputSpec
 
 # Every suffix the toolkit reads as an image, lower case. Folder scans use this one list.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # JPEG draft decoding keeps at least this multiple of the model size, so the final resize still
 # antialiases: on a textured 2400×1800 JPEG resized to 224×224 (bilinear) the mean absolute
 # difference to a full decode fell from 1.84 (draft at 1×) to 0.62 (2×) at the same speed.
 DRAFT_OVERSAMPLING = 2
 
-# Pillow's own default (~89.5 MP). Bigger images are refused as likely decompression bombs.
-DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+# Images with more pixels are refused (``--max-megapixels`` raises it). 40 MP covers 12 MP phones and
+# Pi cameras and 24-36 MP cameras; decoding an 8000x5000 RGB PNG and resizing it to 224x224 peaked
+# at 340 MB RSS here — what a Raspberry Pi with a few hundred MB to spare can afford. Pillow's own
+# bomb limit (89.5 MP) let a 1x89,000,000 PNG of 345 KB take 2.5 GB and 10 s.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# Images with a longer side are refused too, whatever their pixel count: Pillow keeps a pointer and
+# does work per row, so a 1x24,000,000 greyscale PNG (24 MP, 47 kB) took 2 GB and 15 s. The widest
+# panoramas people classify are well under this.
+MAX_IMAGE_SIDE = 20_000
 
 # Channel orders a numpy frame may arrive in. picamera2's "RGB888" and OpenCV both give BGR;
 # picamera2's default "XRGB8888" gives 4 channels in B, G, R, X byte order.
@@ -124,9 +135,13 @@ def load_image(
     path = None if isinstance(source, (bytes, bytearray)) else Path(source)
     try:
         if path is not None:
-            if path.is_dir():
+            info = path.stat()
+            if stat.S_ISDIR(info.st_mode):
                 raise ImageDecodeError(path, "is a folder, not an image file")
-            if path.stat().st_size == 0:
+            if not stat.S_ISREG(info.st_mode):
+                # Opening a FIFO would block until someone writes to it; a device may never end.
+                raise ImageDecodeError(path, f"not a regular file (a {_file_kind(info.st_mode)}); pass image files")
+            if info.st_size == 0:
                 raise ImageDecodeError(path, "empty file (0 bytes)")
             stream: io.IOBase | Path = path
         else:
@@ -138,8 +153,12 @@ def load_image(
             if width * height > max_pixels:
                 raise ImageDecodeError(
                     path,
-                    f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the "
-                    f"{max_pixels / 1e6:.0f} MP limit for decompression bombs; downscale it first",
+                    f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the {max_pixels / 1e6:g} MP "
+                    "limit for decompression bombs; downscale it first, or raise the limit (--max-megapixels)",
+                )
+            if max(width, height) > MAX_IMAGE_SIDE:
+                raise ImageDecodeError(
+                    path, f"image is {width}x{height}, a side above {MAX_IMAGE_SIDE} pixels; crop or downscale it"
                 )
             if draft_size is not None and image.format == "JPEG":
                 _draft(image, draft_size)
@@ -155,8 +174,18 @@ def load_image(
         raise ImageDecodeError(path, "not an image (Pillow cannot identify this file)") from None
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(path, f"refused as a decompression bomb ({error}); downscale it first") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
+    except OSError as error:
+        if error.errno in (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EACCES):
+            raise ImageDecodeError(path, f"cannot open ({error.strerror})") from None
         raise ImageDecodeError(path, f"corrupt or truncated image ({error})") from None
+    except (SyntaxError, ValueError, EOFError, MemoryError, struct.error, IndexError, TypeError) as error:
+        # Pillow's plugins raise these on malformed headers (struct.error on a short TIFF tag, …).
+        raise ImageDecodeError(path, f"corrupt or truncated image ({type(error).__name__}: {error})") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"))
+    return next((name for test, name in kinds if test(mode)), "block device or special file")
 
 
 def _draft(image: Image.Image, size: tuple[int, int]) -> None:
@@ -177,9 +206,14 @@ def _to_rgb(image: Image.Image, path: Path | None) -> Image.Image:
         return image
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit (or 32-bit int) grey: scale to 8 bits rather than clipping at 255.
-        array = np.asarray(image, dtype=np.int64)
+        # uint32 for 16-bit (4 bytes a pixel, in place), not int64: a 40 MP image stays ~300 MB.
+        wide = np.uint32 if mode.startswith("I;16") else np.int64
+        array = np.array(image, dtype=wide)
         peak = 65535 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255
-        array = np.clip(array * 255 // peak, 0, 255).astype(np.uint8)
+        np.clip(array, 0, peak, out=array)
+        array *= 255
+        array //= peak
+        array = array.astype(np.uint8)
         return Image.fromarray(array, "L").convert("RGB")
     if mode == "F":
         array = np.asarray(image, dtype=np.float32)
@@ -190,9 +224,12 @@ def _to_rgb(image: Image.Image, path: Path | None) -> Image.Image:
         image = image.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*_ALPHA_BACKGROUND, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        # Paste through the alpha band onto an RGB background: 2 image-sized buffers instead of the
+        # 4 of alpha_composite + convert (a 40 MP RGBA PNG peaked at 950 MB that way).
+        background = Image.new("RGB", rgba.size, _ALPHA_BACKGROUND)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as error:

@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +39,15 @@ from edge_runtime.dataset import (
 )
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
-from edge_runtime.manifest import Artifact, Manifest
+from edge_runtime.manifest import Artifact, Manifest, run_file
+from edge_runtime.runlock import run_lock
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
 from exporter.formats import Calibration, ExportFormat, Inspection, all_formats, get_format
 
 REPORT_NAME = "export_report.json"
+# Private staging folders inside the run folder; removed at the end, or by the next export if killed.
+STAGING_PREFIX = ".export-"
 CONFIG_NAME = "export_config.json"
 # How many validation images are also run through tflite-runtime 2.14 when verifying loads.
 _VERIFY_IMAGES = 16
@@ -154,7 +158,7 @@ def _check_writable(run_dir: Path) -> None:
 
 
 def _load_keras(run_dir: Path, manifest: Manifest) -> Any:
-    path = run_dir / manifest.model_file
+    path = run_file(run_dir, manifest.model_file)
     if not path.is_file():
         raise ManifestError(f"{path}: missing; the run folder is incomplete (re-run `edgeclf train`)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -162,6 +166,8 @@ def _load_keras(run_dir: Path, manifest: Manifest) -> Any:
         import keras
     except ImportError:
         raise missing_extra("TensorFlow", "train") from None
+    if not zipfile.is_zipfile(path):  # else Keras says "File not found" about a file that exists
+        raise ManifestError(f"{path}: not a Keras archive (corrupt or truncated); re-run `edgeclf train`")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
@@ -424,6 +430,41 @@ def export_run(
     *,
     log: Callable[[str], None] | None = None,
 ) -> ExportReport:
+    """Export the run under its write lock (see :func:`_export_locked` for what it does).
+
+    A second writer of the same run folder (an export or a training) is refused up front, so two
+    exports can never lose each other's manifest entries; staging folders left by a killed export
+    are removed; a failed write (disk full…) ends the export with one line, and every artifact
+    already in the manifest stays complete and validated.
+    """
+    run_dir = Path(run_dir)
+    Manifest.load(run_dir)  # a missing or corrupt run folder is refused before anything is written
+    _check_writable(run_dir)
+    with run_lock(run_dir, "export"):
+        _remove_stale_staging(run_dir)
+        try:
+            return _export_locked(run_dir, config, log=log)
+        except OSError as error:
+            where = error.filename or run_dir
+            raise ExportError(
+                f"{where}: export stopped, cannot write ({error.strerror or error}); free some space or fix "
+                "permissions and export again (formats already listed in manifest.json are complete)"
+            ) from None
+
+
+def _remove_stale_staging(run_dir: Path) -> None:
+    """Delete ``.export-*`` staging folders of killed exports (safe: we hold the run's lock)."""
+    for stale in run_dir.glob(f"{STAGING_PREFIX}*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _export_locked(
+    run_dir: str | Path,
+    config: ExportConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> ExportReport:
     """Export the run's ``model.keras`` to every format of ``config`` and validate each file.
 
     Args:
@@ -474,7 +515,7 @@ def export_run(
             for f in selected
         ]
 
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=run_dir))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=run_dir))
     work_dir = staging / "work"
     work_dir.mkdir()
     ctx = ConversionContext(
@@ -489,7 +530,6 @@ def export_run(
         warn=warn,
     )
     results: list[FormatResult] = []
-    current = manifest
     try:
         if any(f.quantization.needs_calibration for f in selected):
             ctx.calibration_images()  # a bad calibration folder fails here, before anything is written
@@ -507,8 +547,8 @@ def export_run(
                 continue
             if staged is not None and artifact is not None:
                 os.replace(staged, run_dir / fmt.file_name)
-                current = current.with_artifact(artifact)
-                current.save(run_dir)
+                # Read-modify-write under the run's lock: entries recorded since this export began stay.
+                Manifest.load(run_dir).with_artifact(artifact).save(run_dir)
             results.append(result)
             say(_summary_line(result))
     finally:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ import numpy as np
 from edge_runtime.dataset import LabelledFolder, Sample, load_samples, open_labelled_folder, reopen_from_manifest
 from edge_runtime.errors import DatasetError, EdgeclfError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text
-from edge_runtime.manifest import Manifest
+from edge_runtime.manifest import Manifest, run_file
 
 SPLIT_CHOICES = ("auto", "train", "validation", "test", "all")
 EVALUATION_DIR = "evaluation"
@@ -188,6 +190,26 @@ def write_confusion_png(matrix: np.ndarray, labels: tuple[str, ...], target: Pat
     return target
 
 
+def _check_keras_archive(path: Path) -> None:
+    """A ``.keras`` file is a zip archive; Keras calls anything else "File not found", which misleads."""
+    if not zipfile.is_zipfile(path):
+        raise ManifestError(f"{path}: not a Keras archive (corrupt or truncated); re-run `edgeclf train`")
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an output folder that is a file or cannot be written, before any work."""
+    if out.exists() and not out.is_dir():
+        raise EdgeclfError(f"--out {out}: exists and is not a folder; pass a folder for the evaluation files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", suffix=".partial"):
+            pass
+    except OSError as error:
+        raise EdgeclfError(
+            f"--out {out}: cannot write there ({error.strerror or error}); pass --out DIR in a writable place"
+        ) from None
+
+
 def evaluate(
     run_dir: str | Path,
     data: str | Path,
@@ -215,9 +237,12 @@ def evaluate(
     """
     run_dir = Path(run_dir)
     manifest = Manifest.load(run_dir)
-    model_file = run_dir / manifest.model_file
+    model_file = run_file(run_dir, manifest.model_file)
     if not model_file.exists():
         raise ManifestError(f"{model_file}: missing; re-run `edgeclf train`")
+    _check_keras_archive(model_file)
+    out = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR
+    _check_out_dir(out)  # before decoding and predicting, which take seconds to minutes
     folder, split, samples = _select(manifest, Path(data), split)
     loaded = load_samples(samples, manifest.input, workers=workers)
     if not len(loaded.labels):
@@ -227,7 +252,14 @@ def evaluate(
         import keras
     except ImportError:
         raise missing_extra("TensorFlow", "train") from None
-    model = keras.saving.load_model(model_file, compile=False)
+    try:
+        model = keras.saving.load_model(model_file, compile=False)
+    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
+        text = str(error).strip().splitlines()
+        raise ManifestError(
+            f"{model_file}: cannot be loaded by Keras ({text[0] if text else type(error).__name__}); "
+            "re-run `edgeclf train`"
+        ) from None
     raw = model.predict(loaded.images, batch_size=batch_size, verbose=0)
     probs = probabilities(raw, manifest.output_activation)
     predicted = probs.argmax(axis=1)
@@ -243,7 +275,6 @@ def evaluate(
         )
         for i in wrong
     )
-    out = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR
     png = write_confusion_png(matrix, labels, out / "confusion_matrix.png", f"{run_dir.name} on {split}")
     report = EvaluationReport(
         run_dir=str(run_dir),

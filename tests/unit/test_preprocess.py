@@ -199,6 +199,8 @@ FORMATS = {
     ".bmp": ("BMP", {}, 0, 0),
     ".gif": ("GIF", {}, 5, 40),
     ".webp": ("WEBP", {"lossless": True}, 0, 0),
+    ".tif": ("TIFF", {}, 0, 0),
+    ".tiff": ("TIFF", {"compression": "tiff_lzw"}, 0, 0),
 }
 
 

@@ -21,7 +21,11 @@ from typing import Any
 from edge_runtime.errors import ManifestError
 from edge_runtime.fileio import atomic_write_text
 
-SCHEMA_VERSION = 1
+# Version 2 added ``Artifact.runtimes``: each runtime's parity figures, so that a compatibility
+# ``"ok"`` means "validated there with the full bounds". Version 1 manifests are still read (with no
+# per-runtime figures); their compatibility entries meant "loads and gives the same top-1".
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 LABELS_NAME = "labels.txt"
 MODEL_NAME = "model.keras"
@@ -82,6 +86,33 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
+class RuntimeCheck:
+    """How one runtime ran an artifact on the export's validation images, against Keras.
+
+    Attributes:
+        runtime: the key used in ``Artifact.compatibility`` (``"litert"``, ``"tflite-runtime==2.14"``).
+        status: ``"passed"`` (every parity bound held), ``"failed"`` (a bound missed) or
+            ``"error"`` (it did not load or run).
+        metrics: agreement, max_abs_diff, accuracy_change, images… measured in that runtime.
+        failures: one line per missed bound, measured value next to the bound.
+        version: the runtime's package version.
+        message: why it did not run, or how it was run.
+    """
+
+    runtime: str
+    status: str
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
+    version: str = ""
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """True when the file ran there within every bound."""
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
 class Artifact:
     """One exported file of a run: what it is, how to run it, and how well it matched Keras."""
 
@@ -98,6 +129,7 @@ class Artifact:
     compatibility: Mapping[str, str] = field(default_factory=dict)
     validation: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    runtimes: tuple[RuntimeCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,10 +200,10 @@ class Manifest:
         if not isinstance(data, Mapping):
             raise ManifestError(f"{source}: expected a JSON object, got {type(data).__name__}")
         version = data.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ManifestError(
                 f"{source}: schema_version {version} is not supported by this edgeclf "
-                f"(it reads version {SCHEMA_VERSION}); upgrade edgeclf or re-export the model"
+                f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); upgrade edgeclf or re-export the model"
             )
         try:
             return cls(
@@ -248,9 +280,21 @@ def _artifact_from_dict(data: Mapping[str, Any], source: str) -> Artifact:
             compatibility=dict(data.get("compatibility") or {}),
             validation=dict(data.get("validation") or {}),
             details=dict(data.get("details") or {}),
+            runtimes=tuple(_runtime_check_from_dict(r) for r in data.get("runtimes") or ()),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ManifestError(f"{source}: malformed artifact entry ({error!r})") from None
+
+
+def _runtime_check_from_dict(data: Mapping[str, Any]) -> RuntimeCheck:
+    return RuntimeCheck(
+        runtime=str(data["runtime"]),
+        status=str(data["status"]),
+        metrics=dict(data.get("metrics") or {}),
+        failures=tuple(str(f) for f in data.get("failures") or ()),
+        version=str(data.get("version", "")),
+        message=str(data.get("message", "")),
+    )
 
 
 def _jsonable(value: Any) -> Any:

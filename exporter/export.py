@@ -22,7 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,8 @@ REPORT_NAME = "export_report.json"
 CONFIG_NAME = "export_config.json"
 
 INT8_HINT = (
-    "to improve an int8 file: calibrate on more images (--calibration-images 1000) or on photos like the ones "
-    "it will see (--calibration-data DIR); or quantise weights per tensor (--per-tensor) and compare"
+    "to improve an int8 file: calibrate on photos like the ones it will see (--calibration-data DIR), "
+    "or train longer; the quantisation remedies were tried already"
 )
 
 
@@ -407,22 +407,24 @@ class _Attempt:
         return out
 
 
-def _variant_formats(fmt: ExportFormat, ctx: ConversionContext, config: ExportConfig) -> list[tuple[str, ExportFormat]]:
+def _variant_formats(
+    fmt: ExportFormat, ctx: ConversionContext, config: ExportConfig
+) -> Iterator[tuple[str, ExportFormat]]:
     """The format under each of its variants, in order, without the ones that would make the same file.
 
     Two variants are the same when they resolve to the same preset and, for int8, to the same
-    calibration images (asking for 1000 of a 400-image training split gives the same 400 as 500 would).
+    calibration images (asking for 1000 of a 400-image training split gives the same 400 as 500
+    would). Lazy: a variant's images are loaded only when the ones before it did not pass.
     """
     calibration = Calibration(config.calibration_images, config.calibration_seed, config.calibration_data)
-    out, seen = [], set()
+    seen = set()
     for variant in fmt.variants:
         quant = apply_variant(fmt.quantization, variant, calibration)
         count = len(ctx.calibration_images(quant.calibration.images)) if quant.needs_calibration else 0
         key = (quant.kind, quant.per_channel, quant.method, quant.float_ends, count)
         if key not in seen:
             seen.add(key)
-            out.append((variant.name, dataclasses.replace(fmt, quantization=quant)))
-    return out
+            yield variant.name, dataclasses.replace(fmt, quantization=quant)
 
 
 def _attempt(name: str, fmt: ExportFormat, ctx: ConversionContext, staging: Path, images: LoadedImages) -> _Attempt:
@@ -518,7 +520,7 @@ def _export_one(
                     "; its Dense layer is quantised per channel whatever the flags, use tflite-int8 or tflite-fp16"
                 )
     if status == "failed" and fmt.quantization.kind in ("int8", "dynamic"):
-        message = INT8_HINT
+        message = INT8_HINT + (f" ({', '.join(a.variant for a in attempts)})" if len(attempts) > 1 else "")
     seconds = time.perf_counter() - started
     runtimes = (_primary_check(fmt, kept), *inspection.runtimes)
     validation = {**metrics, "bounds": bounds.to_dict(), "failures": failures, "backend": fmt.backend}

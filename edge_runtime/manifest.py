@@ -21,7 +21,11 @@ from typing import Any
 from edge_runtime.errors import ManifestError
 from edge_runtime.fileio import atomic_write_text
 
-SCHEMA_VERSION = 1
+# Version 2 added ``Artifact.runtimes``: each runtime's parity figures, so that a compatibility
+# ``"ok"`` means "validated there with the full bounds". Version 1 manifests are still read (with no
+# per-runtime figures); their compatibility entries meant "loads and gives the same top-1".
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 LABELS_NAME = "labels.txt"
 MODEL_NAME = "model.keras"
@@ -101,6 +105,33 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
+class RuntimeCheck:
+    """How one runtime ran an artifact on the export's validation images, against Keras.
+
+    Attributes:
+        runtime: the key used in ``Artifact.compatibility`` (``"litert"``, ``"tflite-runtime==2.14"``).
+        status: ``"passed"`` (every parity bound held), ``"failed"`` (a bound missed) or
+            ``"error"`` (it did not load or run).
+        metrics: agreement, max_abs_diff, accuracy_change, images… measured in that runtime.
+        failures: one line per missed bound, measured value next to the bound.
+        version: the runtime's package version.
+        message: why it did not run, or how it was run.
+    """
+
+    runtime: str
+    status: str
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
+    version: str = ""
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """True when the file ran there within every bound."""
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
 class Artifact:
     """One exported file of a run: what it is, how to run it, and how well it matched Keras."""
 
@@ -117,6 +148,7 @@ class Artifact:
     compatibility: Mapping[str, str] = field(default_factory=dict)
     validation: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    runtimes: tuple[RuntimeCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,10 +235,10 @@ class Manifest:
             raise ManifestError(
                 f"{source}: schema_version should be a whole number, got {type(version).__name__} {version!r}"
             )
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ManifestError(
                 f"{source}: schema_version {version} is not supported by this edgeclf "
-                f"(it reads version {SCHEMA_VERSION}); upgrade edgeclf or re-export the model"
+                f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); upgrade edgeclf or re-export the model"
             )
         labels = _require(data, "labels", list, source)
         if not all(isinstance(x, str) for x in labels):
@@ -395,12 +427,30 @@ def _artifact_from_dict(data: Mapping[str, Any], source: str) -> Artifact:
             compatibility=_section(data, "compatibility", where),
             validation=_section(data, "validation", where),
             details=_section(data, "details", where),
+            runtimes=tuple(_runtime_check_from_dict(r, where) for r in _optional(data, "runtimes", list, [], where)),
         )
     except ManifestError as error:
         message = str(error)
         raise ManifestError(message if message.startswith(source) else f"{where}: {message}") from None
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ManifestError(f"{where} is malformed ({error!r})") from None
+
+
+def _runtime_check_from_dict(data: Any, where: str) -> RuntimeCheck:
+    where = f"{where}: runtime check"
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"{where} should be an object, got {type(data).__name__}")
+    failures = _optional(data, "failures", list, [], where)
+    if not all(isinstance(f, str) for f in failures):
+        raise ManifestError(f"{where}: failures should be a list of strings")
+    return RuntimeCheck(
+        runtime=_require(data, "runtime", str, where),
+        status=_require(data, "status", str, where),
+        metrics=_section(data, "metrics", where),
+        failures=tuple(failures),
+        version=_optional(data, "version", str, "", where),
+        message=_optional(data, "message", str, "", where),
+    )
 
 
 def _jsonable(value: Any) -> Any:

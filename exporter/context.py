@@ -29,8 +29,12 @@ class ConversionContext:
         target: ``None`` or a key of :data:`TARGETS`.
         work_dir: a private folder for intermediate files (removed after the export).
         tflite_runtime_python: a Python that has tflite-runtime 2.14, for verifying loads; or ``None``.
-        load_calibration: returns the calibration images ``(N, H, W, 3)`` uint8 (loaded once).
+        load_calibration: ``load_calibration(count)`` returns ``count`` calibration images (all there
+            are when fewer) ``(N, H, W, 3)`` uint8; ``None``: as many as the export config says.
         warn: prints a one-line warning.
+        validation_images: the validation images every file is run on (uint8 ``(N, H, W, 3)``).
+        judge: ``judge(fmt, scores)`` compares a runtime's scores on ``validation_images`` with Keras
+            under ``fmt``'s bounds: the metrics plus ``"failures"`` (one line per missed bound).
     """
 
     model: Any
@@ -40,15 +44,18 @@ class ConversionContext:
     target: str | None
     work_dir: Path
     tflite_runtime_python: Path | None
-    load_calibration: Callable[[], np.ndarray]
+    load_calibration: Callable[[int | None], np.ndarray]
     warn: Callable[[str], None] = print
+    validation_images: np.ndarray | None = None
+    judge: Callable[[Any, np.ndarray], dict[str, Any]] | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
 
-    def calibration_images(self) -> np.ndarray:
-        """The representative images (the same array for every int8 format)."""
-        if "calibration" not in self._cache:
-            self._cache["calibration"] = self.load_calibration()
-        return self._cache["calibration"]
+    def calibration_images(self, count: int | None = None) -> np.ndarray:
+        """``count`` representative images (the same array for every format asking for that many)."""
+        key = "calibration" if count is None else f"calibration:{count}"
+        if key not in self._cache:
+            self._cache[key] = self.load_calibration(count)
+        return self._cache[key]
 
     def embedded_payload(self) -> dict[str, Any]:
         """What each artifact embeds: :meth:`Manifest.to_embedded`."""

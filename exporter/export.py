@@ -14,6 +14,7 @@ first conversion, so a bad input leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 import os
 import random
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,29 +40,39 @@ from edge_runtime.dataset import (
 )
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
-from edge_runtime.manifest import Artifact, Manifest, run_file
+from edge_runtime.manifest import Artifact, Manifest, RuntimeCheck, run_file
 from edge_runtime.runlock import run_lock
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
-from exporter.formats import Calibration, ExportFormat, Inspection, all_formats, get_format
+from exporter.formats import (
+    Calibration,
+    Converted,
+    ExportFormat,
+    Inspection,
+    all_formats,
+    apply_variant,
+    get_format,
+)
 
 REPORT_NAME = "export_report.json"
 # Private staging folders inside the run folder; removed at the end, or by the next export if killed.
 STAGING_PREFIX = ".export-"
 CONFIG_NAME = "export_config.json"
-# How many validation images are also run through tflite-runtime 2.14 when verifying loads.
-_VERIFY_IMAGES = 16
 
 INT8_HINT = (
-    "to improve an int8 file: calibrate on more images (--calibration-images 1000) or on photos like the ones "
-    "it will see (--calibration-data DIR); or quantise weights per tensor (--per-tensor) and compare"
+    "to improve an int8 file: calibrate on photos like the ones it will see (--calibration-data DIR), "
+    "or train longer; the quantisation remedies were tried already"
 )
 
 
 @dataclass(frozen=True)
 class FormatResult:
     """The outcome of one format: ``passed``, ``failed`` (outside its bounds), ``refused`` (cannot be
-    made for ``--target``) or ``error`` (conversion or loading failed)."""
+    made for ``--target``) or ``error`` (conversion or loading failed).
+
+    ``variant`` is the quantisation variant kept, ``attempts`` what each variant tried measured, and
+    ``runtimes`` the parity figures in each runtime the file was validated in.
+    """
 
     format: str
     status: str
@@ -72,6 +83,9 @@ class FormatResult:
     failures: tuple[str, ...] = ()
     message: str = ""
     compatibility: dict[str, str] = field(default_factory=dict)
+    variant: str | None = None
+    attempts: tuple[dict[str, Any], ...] = ()
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +96,7 @@ class FormatResult:
         """JSON-ready form."""
         data = dataclasses.asdict(self)
         data["failures"] = list(self.failures)
+        data["attempts"] = list(self.attempts)
         return data
 
 
@@ -247,10 +262,12 @@ def _validation_images(
 
 def _calibration_loader(
     config: ExportConfig, manifest: Manifest, warn: Callable[[str], None]
-) -> Callable[[], np.ndarray]:
+) -> Callable[[int | None], np.ndarray]:
     calibration = Calibration(config.calibration_images, config.calibration_seed, config.calibration_data)
 
-    def load() -> np.ndarray:
+    warned: set[int] = set()
+
+    def load(count: int | None = None) -> np.ndarray:
         if calibration.folder is not None:
             folder = Path(calibration.folder)
             if not folder.is_dir():
@@ -262,7 +279,7 @@ def _calibration_loader(
             split = reopen_from_manifest(dict(manifest.data), manifest.labels)
             samples = list(split.split("train"))
             where = f"{split.root} (training split)"
-        chosen = _sample(samples, calibration.images, calibration.seed)
+        chosen = _sample(samples, count or calibration.images, calibration.seed)
         loaded = load_samples(chosen, manifest.input)
         _report_failed(loaded, "calibration", warn)
         if len(loaded.images) == 0:
@@ -270,7 +287,8 @@ def _calibration_loader(
                 f"{where}: no readable calibration images (found {len(samples)} image files); "
                 "pass --calibration-data DIR with photos like the ones the model will see"
             )
-        if len(loaded.images) < Calibration.WARN_BELOW:
+        if len(loaded.images) < Calibration.WARN_BELOW and len(loaded.images) not in warned:
+            warned.add(len(loaded.images))
             warn(
                 f"warning: only {len(loaded.images)} calibration images from {where}; int8 ranges from fewer than "
                 f"{Calibration.WARN_BELOW} images may clip (add images or pass --calibration-data DIR)"
@@ -347,7 +365,138 @@ def compare(reference: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> di
     }
 
 
+def _judge(bounds: Any, reference: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """:func:`compare` plus ``"failures"``: one line per bound ``scores`` miss."""
+    metrics = compare(reference, scores, labels)
+    return {**metrics, "failures": bounds.check(metrics)}
+
+
 # -- the export ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    """One variant of a format: converted, staged and validated (or the error it raised)."""
+
+    variant: str
+    fmt: ExportFormat
+    converted: Converted | None = None
+    staged: Path | None = None
+    inputs: tuple = ()
+    outputs: tuple = ()
+    metrics: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    inspection: Inspection | None = None
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Within every bound with the format's own runtime."""
+        return self.converted is not None and not self.failures
+
+    @property
+    def passed_everywhere(self) -> bool:
+        """Within every bound in every runtime it was validated in."""
+        runtimes = self.inspection.runtimes if self.inspection else ()
+        return self.passed and all(r.status in ("passed", "skipped") for r in runtimes)
+
+    def record(self) -> dict[str, Any]:
+        """What the manifest and the report say about this attempt."""
+        if self.error:
+            return {"variant": self.variant, "error": self.error}
+        keys = ("agreement", "max_abs_diff", "accuracy_change", "images")
+        out = {"variant": self.variant, **{k: self.metrics[k] for k in keys}, "failures": list(self.failures)}
+        for check in self.inspection.runtimes if self.inspection else ():
+            out[check.runtime] = (
+                check.status if check.passed else f"{check.status}: {'; '.join(check.failures) or check.message}"
+            )
+        return out
+
+
+def _variant_formats(
+    fmt: ExportFormat, ctx: ConversionContext, config: ExportConfig
+) -> Iterator[tuple[str, ExportFormat]]:
+    """The format under each of its variants, in order, without the ones that would make the same file.
+
+    Two variants are the same when they resolve to the same preset and, for int8, to the same
+    calibration images (asking for 1000 of a 400-image training split gives the same 400 as 500
+    would). Lazy: a variant's images are loaded only when the ones before it did not pass.
+    """
+    calibration = Calibration(config.calibration_images, config.calibration_seed, config.calibration_data)
+    seen = set()
+    for variant in fmt.variants:
+        quant = apply_variant(fmt.quantization, variant, calibration)
+        count = len(ctx.calibration_images(quant.calibration.images)) if quant.needs_calibration else 0
+        key = (quant.kind, quant.per_channel, quant.method, quant.float_ends, count)
+        if key not in seen:
+            seen.add(key)
+            yield variant.name, dataclasses.replace(fmt, quantization=quant)
+
+
+def _attempt(name: str, fmt: ExportFormat, ctx: ConversionContext, staging: Path, images: LoadedImages) -> _Attempt:
+    """Convert ``fmt``, stage the file, run it through the runtime's own Classifier and judge it."""
+    from edge_runtime.classifier import Classifier
+
+    converted = fmt.export(ctx, fmt)
+    staged = staging / f"{name}.{fmt.file_name}"
+    staged.write_bytes(converted.data)
+    # Through the runtime's own classifier and the metadata embedded in the file: the same path a Pi takes.
+    with Classifier.from_file(staged, backend=fmt.backend) as classifier:
+        inputs, outputs = classifier.session.inputs, classifier.session.outputs
+        batch = inputs[0].shape[0] if inputs[0].shape and inputs[0].shape[0] > 0 else len(images.images)
+        scores = np.concatenate(
+            [classifier.scores(images.images[i : i + batch]) for i in range(0, len(images.images), batch)]
+        )
+    judged = ctx.judge(fmt, scores) if ctx.judge else {}
+    failures = judged.pop("failures", [])
+    attempt = _Attempt(name, fmt, converted, staged, tuple(inputs), tuple(outputs), judged, failures)
+    attempt.inspection = fmt.inspect(staged, ctx, fmt)
+    return attempt
+
+
+def _try_variants(fmt: ExportFormat, ctx: ConversionContext, staging: Path, images: LoadedImages, config: ExportConfig):
+    """Each variant in order until one passes everywhere; returns the one kept and every attempt.
+
+    Kept: the first that passes in every runtime, else the first that passes with the format's own
+    runtime (the others are then marked incompatible), else the first (what was asked for).
+    """
+    attempts: list[_Attempt] = []
+    for name, candidate in _variant_formats(fmt, ctx, config):
+        try:
+            attempt = _attempt(name, candidate, ctx, staging, images)
+        except EdgeclfError as error:
+            if not attempts:
+                raise  # what was asked for does not convert: an error, as before
+            attempts.append(_Attempt(name, candidate, error=str(error)))
+            continue
+        attempts.append(attempt)
+        if attempt.passed_everywhere and _target_ok(attempt, config):
+            break
+    made = [a for a in attempts if a.converted is not None]
+    kept = next(
+        (a for a in made if a.passed_everywhere and _target_ok(a, config)),
+        next((a for a in made if a.passed), made[0]),
+    )
+    return kept, attempts
+
+
+def _target_ok(attempt: _Attempt, config: ExportConfig) -> bool:
+    if config.target is None or config.target not in attempt.fmt.targets or attempt.inspection is None:
+        return True
+    compatibility = attempt.inspection.compatibility
+    key = next((k for k in compatibility if k.split("=")[0] == config.target), config.target)
+    return compatibility.get(key) == "ok"
+
+
+def _primary_check(fmt: ExportFormat, attempt: _Attempt) -> RuntimeCheck:
+    """The format's own runtime's figures, in the same form as the other runtimes'."""
+    package = {"litert": "ai-edge-litert"}.get(fmt.backend, fmt.backend)
+    try:
+        version = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - it just ran the file
+        version = ""
+    status = "failed" if attempt.failures else "passed"
+    return RuntimeCheck(fmt.backend, status, attempt.metrics, tuple(attempt.failures), version, "in-process at export")
 
 
 def _export_one(
@@ -358,24 +507,11 @@ def _export_one(
     reference: np.ndarray,
     config: ExportConfig,
 ) -> tuple[FormatResult, Path | None, Artifact | None]:
-    from edge_runtime.classifier import Classifier
-
     started = time.perf_counter()
-    converted = fmt.export(ctx, fmt)
-    staged = staging / fmt.file_name
-    staged.write_bytes(converted.data)
-    # Through the runtime's own classifier and the metadata embedded in the file: the same path a Pi takes.
-    with Classifier.from_file(staged, backend=fmt.backend) as classifier:
-        inputs, outputs = classifier.session.inputs, classifier.session.outputs
-        batch = inputs[0].shape[0] if inputs[0].shape and inputs[0].shape[0] > 0 else len(images.images)
-        scores = np.concatenate(
-            [classifier.scores(images.images[i : i + batch]) for i in range(0, len(images.images), batch)]
-        )
-    metrics = compare(reference, scores, images.labels)
-    ctx._cache[f"scores:{fmt.name}"] = scores[:_VERIFY_IMAGES]
-    inspection: Inspection = fmt.inspect(staged, ctx, fmt)
+    kept, attempts = _try_variants(fmt, ctx, staging, images, config)
+    fmt, converted, metrics, failures = kept.fmt, kept.converted, kept.metrics, list(kept.failures)
+    inspection: Inspection = kept.inspection or Inspection()
     bounds = config.bounds.get(fmt.name, fmt.bounds)
-    failures = bounds.check(metrics)
     status = "failed" if failures else "passed"
     message = ""
     if config.target is not None and config.target in fmt.targets:
@@ -390,9 +526,11 @@ def _export_one(
                     "; its Dense layer is quantised per channel whatever the flags, use tflite-int8 or tflite-fp16"
                 )
     if status == "failed" and fmt.quantization.kind in ("int8", "dynamic"):
-        message = INT8_HINT
+        message = INT8_HINT + (f" ({', '.join(a.variant for a in attempts)})" if len(attempts) > 1 else "")
     seconds = time.perf_counter() - started
+    runtimes = (_primary_check(fmt, kept), *inspection.runtimes)
     validation = {**metrics, "bounds": bounds.to_dict(), "failures": failures, "backend": fmt.backend}
+    tried = [a.record() for a in attempts]
     result = FormatResult(
         format=fmt.name,
         status=status,
@@ -403,6 +541,9 @@ def _export_one(
         failures=tuple(failures),
         message=message,
         compatibility=dict(inspection.compatibility),
+        variant=kept.variant,
+        attempts=tuple(tried),
+        runtimes={r.runtime: {"status": r.status, **r.metrics, "failures": list(r.failures)} for r in runtimes},
     )
     if status == "refused" or (status == "failed" and config.strict):
         return dataclasses.replace(result, file=None), None, None
@@ -411,17 +552,24 @@ def _export_one(
         precision=fmt.precision,
         file=fmt.file_name,
         size_bytes=len(converted.data),
-        sha256=sha256_file(staged),
+        sha256=sha256_file(kept.staged),
         backend=fmt.backend,
-        inputs=tuple(inputs),
-        outputs=tuple(outputs),
+        inputs=kept.inputs,
+        outputs=kept.outputs,
         status=status,
         op_versions=dict(inspection.op_versions),
         compatibility=dict(inspection.compatibility),
         validation=validation,
-        details={**converted.details, **inspection.details, "export_seconds": round(seconds, 3)},
+        details={
+            **converted.details,
+            **inspection.details,
+            "export_seconds": round(seconds, 3),
+            "variant": kept.variant,
+            "variants_tried": tried,
+        },
+        runtimes=runtimes,
     )
-    return result, staged, artifact
+    return result, kept.staged, artifact
 
 
 def export_run(
@@ -532,9 +680,14 @@ def _export_locked(
     results: list[FormatResult] = []
     try:
         if any(f.quantization.needs_calibration for f in selected):
-            ctx.calibration_images()  # a bad calibration folder fails here, before anything is written
+            ctx.calibration_images(
+                config.calibration_images
+            )  # a bad calibration folder fails here, before anything is written
         reference = keras_scores(model, images.images, manifest.output_activation)
-        ctx._cache["verify_images"] = images.images[:_VERIFY_IMAGES]
+        ctx.validation_images = images.images
+        ctx.judge = lambda fmt, scores: _judge(
+            config.bounds.get(fmt.name, fmt.bounds), reference, scores, images.labels
+        )
         keras_accuracy = float(np.mean(reference.argmax(axis=1) == images.labels))
         say(f"validating on {len(images.images)} images from {source}; Keras accuracy {keras_accuracy:.2%}")
         for fmt in selected:
@@ -562,7 +715,7 @@ def _export_locked(
         validation_source=source,
         validation_count=len(images.images),
         keras_accuracy=keras_accuracy,
-        calibration_count=len(ctx._cache["calibration"]) if "calibration" in ctx._cache else 0,
+        calibration_count=len(ctx._cache.get(f"calibration:{config.calibration_images}", ())),
         warnings=tuple(warnings),
     )
     atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")

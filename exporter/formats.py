@@ -12,6 +12,7 @@ one more; the command line, the exporter and the parametrised tests pick it up f
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_runtime.errors import ExportError
+from edge_runtime.manifest import RuntimeCheck
 
 if TYPE_CHECKING:  # pragma: no cover
     from exporter.context import ConversionContext
@@ -53,14 +55,16 @@ class Quantization:
         kind: ``"none"``, ``"fp16"``, ``"dynamic"`` or ``"int8"``.
         calibration: representative images (``int8`` only).
         per_channel: quantise weights per output channel (``int8``/``dynamic``); per-tensor otherwise.
-        method: how activation ranges are calibrated (``"minmax"``, or ``"percentile"`` where the
-            quantiser supports it: onnxruntime does, TFLite's converter is min/max only).
+        method: how activation ranges are calibrated (``"minmax"``, or ``"percentile"``/``"entropy"``
+            where the quantiser supports it: onnxruntime does, TFLite's converter is min/max only).
+        float_ends: keep the first and the last layer (stem convolution, classifier head) in float.
     """
 
     kind: str
     calibration: Calibration | None = None
     per_channel: bool = True
     method: str = "minmax"
+    float_ends: bool = False
 
     @classmethod
     def fp32(cls) -> Quantization:
@@ -88,6 +92,51 @@ class Quantization:
     def needs_calibration(self) -> bool:
         """True when representative images must be loaded."""
         return self.kind == "int8"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to quantise a format, tried in order until a file passes its bounds.
+
+    ``None`` keeps what the format and the export config say. A format's first variant is
+    ``Variant("default")`` (exactly what was asked for); the later ones are remedies known to
+    rescue an int8 file that misses a bound.
+
+    Attributes:
+        name: short name recorded in the manifest and the report (``"entropy"``, ``"per-tensor"``…).
+        method: calibration method.
+        per_channel: per-channel (``True``) or per-tensor (``False``) weights.
+        calibration_images: calibrate on at least this many images (all there are when fewer).
+        float_ends: keep the first and last layers in float.
+    """
+
+    name: str
+    method: str | None = None
+    per_channel: bool | None = None
+    calibration_images: int | None = None
+    float_ends: bool = False
+
+
+DEFAULT_VARIANT = Variant("default")
+
+
+def apply_variant(quantization: Quantization, variant: Variant, calibration: Calibration) -> Quantization:
+    """The quantisation preset ``variant`` makes from a format's own preset and the run's calibration.
+
+    The only place a variant touches a preset: the exporter and tests cannot drift apart.
+    """
+    if not quantization.needs_calibration and quantization.kind != "dynamic":
+        return quantization
+    if quantization.needs_calibration:
+        images = max(calibration.images, variant.calibration_images or 0)
+        calibration = dataclasses.replace(calibration, images=images)
+    return dataclasses.replace(
+        quantization,
+        calibration=calibration if quantization.needs_calibration else None,
+        per_channel=quantization.per_channel if variant.per_channel is None else variant.per_channel,
+        method=variant.method or quantization.method,
+        float_ends=variant.float_ends or quantization.float_ends,
+    )
 
 
 @dataclass(frozen=True)
@@ -146,11 +195,13 @@ class Inspection:
 
     ``compatibility`` maps a backend name (optionally with a version, ``"tflite-runtime==2.14"``) to
     ``"ok"`` or a one-line reason; ``edge_runtime.classifier`` refuses a backend with a reason.
+    ``runtimes`` holds the parity figures of each runtime besides the format's own backend.
     """
 
     op_versions: Mapping[str, int] = field(default_factory=dict)
     compatibility: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    runtimes: tuple[RuntimeCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +219,7 @@ class ExportFormat:
         bounds: default parity bounds vs Keras.
         description: one line for tables and ``--help``.
         targets: runtimes (besides ``backend``) this format can be made for with ``--target``.
+        variants: ways to quantise it, tried in order until one passes (the first is what was asked).
     """
 
     name: str
@@ -180,6 +232,7 @@ class ExportFormat:
     bounds: Bounds
     description: str = ""
     targets: tuple[str, ...] = ()
+    variants: tuple[Variant, ...] = (DEFAULT_VARIANT,)
 
     @property
     def file_name(self) -> str:

@@ -21,12 +21,14 @@ from edge_runtime.embedded import EMBEDDED_KEY
 from edge_runtime.errors import ExportError
 from exporter.context import ConversionContext
 from exporter.formats import (
+    DEFAULT_VARIANT,
     FP32_BOUNDS,
     INT8_BOUNDS,
     Converted,
     ExportFormat,
     Inspection,
     Quantization,
+    Variant,
     register_format,
 )
 
@@ -127,8 +129,10 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
     source = ctx.work_dir / f"{fmt.name}.fp32.onnx"
     target = ctx.work_dir / f"{fmt.name}.qdq.onnx"
     onnx.save(fp32, str(source))
-    images = ctx.calibration_images()
+    quant = fmt.quantization
+    images = ctx.calibration_images(quant.calibration.images if quant.calibration else None)
     input_name = fp32.graph.input[0].name
+    excluded = _end_layers(fp32) if quant.float_ends else []
 
     def quantize(method: str) -> None:
         # Percentile calibration prints its progress on stdout, which would corrupt `--json`.
@@ -142,6 +146,7 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
                 calibrate_method=_CALIBRATION_METHODS[method](CalibrationMethod),
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                nodes_to_exclude=excluded,
             )
 
     method = fmt.quantization.method
@@ -168,8 +173,19 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
         "activation_type": "uint8",
         "weight_type": "int8",
         "calibration_images": len(images),
+        "float_nodes": excluded,
     }
     return Converted(_embed(proto, ctx.embedded_payload()), details)
+
+
+# Layers that carry weights; the first and last of them are the stem and the classifier head.
+_WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def _end_layers(proto: Any) -> list[str]:
+    """Names of the first and the last weighted node (graph order is topological in ONNX)."""
+    weighted = [node.name for node in proto.graph.node if node.op_type in _WEIGHTED_OPS]
+    return sorted({weighted[0], weighted[-1]}) if weighted else []
 
 
 def inspect_onnx(path: Path, ctx: ConversionContext, fmt: ExportFormat) -> Inspection:
@@ -206,6 +222,17 @@ ONNX_FP32 = register_format(
         description="ONNX float32 (tf2onnx)",
     )
 )
+# Tried in this order when the int8 file misses a bound; the first that passes is kept: the other
+# calibration methods, per-tensor weights, more calibration images, then the stem and the head in
+# float (the layers whose ranges suffer most from clipping).
+ONNX_INT8_VARIANTS = (
+    DEFAULT_VARIANT,
+    Variant("minmax", method="minmax"),
+    Variant("entropy", method="entropy"),
+    Variant("per-tensor", per_channel=False),
+    Variant("calibration-1000", calibration_images=1000),
+    Variant("float-ends", float_ends=True),
+)
 ONNX_INT8 = register_format(
     ExportFormat(
         name="onnx-int8",
@@ -217,5 +244,6 @@ ONNX_INT8 = register_format(
         inspect=inspect_onnx,
         bounds=INT8_BOUNDS,
         description="ONNX static QDQ int8, per-channel, percentile-calibrated",
+        variants=ONNX_INT8_VARIANTS,
     )
 )

@@ -6,8 +6,9 @@ For each flavour of install (:data:`pi.emulator.FLAVOURS`) the check
    ``EDGECLF_FIXTURE_RUN`` pointing at the exported models;
 2. classifies real photos with ``python -m edgeclf.cli classify RUN --format F --backend B --json``
    — the user's command — once per exported file and backend, each in its own process, on the
-   emulated Pi and on x86-64 with the very same wheel versions, and compares the scores: float
-   formats within ``1e-5``, int8 formats identical;
+   emulated Pi and on x86-64 with the very same runtime and wheel versions, and compares the scores:
+   int8 formats identical, float formats within ``1e-5``, dynamic-range formats within ``2.5e-3``
+   (measured: up to 1.8e-3 between x86-64 and an emulated Cortex-A76 with ai-edge-litert);
 3. classifies the same photos with one file copied alone (no run folder: its embedded metadata);
 4. judges each file against the exporter's ``compatibility`` entries in the manifest: a file marked
    compatible (or not marked) must load and match; a file marked incompatible with a runtime must be
@@ -49,6 +50,10 @@ from edge_runtime.manifest import Artifact, Manifest
 from edge_runtime.preprocess import IMAGE_SUFFIXES
 
 FLOAT_TOLERANCE = 1e-5
+# Dynamic-range files quantise activations on the fly, and the Arm and x86-64 kernels round
+# differently: measured with ai-edge-litert 2.3 on the demo run, up to 2.6e-4 (emulated Cortex-A72)
+# and 1.8e-3 (Cortex-A76) from x86-64 on the same file. 2.5e-3 keeps ~40% headroom over that.
+DYNAMIC_TOLERANCE = 2.5e-3
 # Real photos when the shared folder is there (CI has it beside the clone), else the fixture's demo data.
 PHOTO_FOLDERS = (ROOT.parent / "shared" / "data" / "cars-vs-bikes" / "test", ROOT / ".cache" / "fixture-data" / "test")
 DEFAULT_RUN = Path(os.environ.get("EDGECLF_FIXTURE_RUN") or ROOT / ".cache" / "fixture-run")
@@ -131,8 +136,10 @@ def parse_scores(stdout: str, labels: Sequence[str]) -> dict[str, list[float]]:
     return scores
 
 
-def compare(pi: dict[str, list[float]], x86: dict[str, list[float]], exact: bool) -> tuple[bool, float, str]:
-    """Compare two score tables; return ``(match, largest difference, explanation)``."""
+def compare(
+    pi: dict[str, list[float]], x86: dict[str, list[float]], exact: bool, tolerance: float = FLOAT_TOLERANCE
+) -> tuple[bool, float, str]:
+    """Compare two score tables (identical, or within ``tolerance``); return ``(match, largest difference, why)``."""
     if set(pi) != set(x86):
         missing = sorted(set(x86) ^ set(pi))
         return False, float("inf"), f"different files classified: {missing[:3]}"
@@ -141,13 +148,18 @@ def compare(pi: dict[str, list[float]], x86: dict[str, list[float]], exact: bool
     worst = max(abs(a - b) for name in pi for a, b in zip(pi[name], x86[name], strict=True))
     if exact:
         return worst == 0.0, worst, "identical" if worst == 0.0 else f"differs by up to {worst:.3g} (must be identical)"
-    ok = worst <= FLOAT_TOLERANCE
-    return ok, worst, f"max |Δ| {worst:.2g}" + ("" if ok else f" > {FLOAT_TOLERANCE:g}")
+    ok = worst <= tolerance
+    return ok, worst, f"max |Δ| {worst:.2g}" + ("" if ok else f" > {tolerance:g}")
 
 
 def is_integer_format(artifact: Artifact) -> bool:
     """int8 formats must match exactly; float and dynamic-range formats within the tolerance."""
     return "int8" in artifact.format or artifact.precision == "int8"
+
+
+def tolerance_for(artifact: Artifact) -> float:
+    """How far the same runtime may differ between the emulated Pi and x86-64 for this file (measured)."""
+    return DYNAMIC_TOLERANCE if artifact.precision == "dynamic" else FLOAT_TOLERANCE
 
 
 # -- the check ------------------------------------------------------------------------------------
@@ -187,11 +199,11 @@ def classify_args(model: Path, images: Sequence[Path], backend: str, top_k: int,
     return [*args, "--backend", backend, "--threads", str(THREADS), "--top-k", str(top_k), "--json", *map(str, images)]
 
 
-def compare_probes(pi: dict, x86: dict, exact: bool) -> tuple[bool, str]:
+def compare_probes(pi: dict, x86: dict, exact: bool, tolerance: float = FLOAT_TOLERANCE) -> tuple[bool, str]:
     """Compare two probe records: raw outputs (batch and one by one) and scores."""
     worst_text, ok = [], True
     for key in ("raw", "raw_single", "scores"):
-        match, _, explanation = compare(pi[key], x86[key], exact)
+        match, _, explanation = compare(pi[key], x86[key], exact, tolerance)
         ok &= match
         if not match or key == "scores":
             worst_text.append(explanation if key == "scores" else f"{key}: {explanation}")
@@ -212,7 +224,7 @@ def judge(artifact: Artifact, marked: str | None, pi: Outcome, x86: Outcome) -> 
         return False, f"x86 {x86.status}", f"ran on the Pi but not on x86-64: {x86.message}"
     pi_record, x86_record = json.loads(pi.stdout), json.loads(x86.stdout)
     exact = is_integer_format(artifact) or np.dtype(pi_record["dtype"]).kind in "iu"
-    match, explanation = compare_probes(pi_record, x86_record, exact)
+    match, explanation = compare_probes(pi_record, x86_record, exact, tolerance_for(artifact))
     return match, ("ok" if match else "MISMATCH") + f" ({explanation})", explanation
 
 
@@ -478,7 +490,8 @@ def markdown_table(report: dict, manifest: Manifest) -> str:
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
-        "✓ loads and matches x86-64 (float ≤ 1e-5, int8 identical); ✗ fails; refused = edgeclf refuses it with a"
+        "✓ loads and matches x86-64 in the same runtime (float ≤ 1e-5, dynamic range ≤ 2.5e-3, int8 identical);"
+        " ✗ fails; refused = edgeclf refuses it with a"
         " message because the exporter marked it incompatible; — not that runtime's file type.",
         "",
     ]

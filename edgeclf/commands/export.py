@@ -158,7 +158,19 @@ def _print_table(report: ExportReport) -> None:
     )
     for result in report.results:
         compat = result.compatibility.get("tflite-runtime==2.14", "ok")
-        notes = (*result.failures, result.message, "" if compat == "ok" else f"not for {compat}")
+        notes = (*result.failures, result.message, "" if compat == "ok" else f"not for {compat}", _variant_note(result))
         for line in notes:
             if line:
                 console.print(f"{result.format}: {line}", markup=False, highlight=False)
+
+
+def _variant_note(result) -> str:
+    """Which quantisation remedy was kept, and what the ones before it measured."""
+    if result.variant in (None, "default") or not result.attempts:
+        return ""
+    missed = [
+        f"{a['variant']} ({a.get('error') or '; '.join(a.get('failures') or ()) or 'another runtime missed'})"
+        for a in result.attempts
+        if a["variant"] != result.variant
+    ]
+    return f"kept quantisation variant {result.variant!r} after " + ", ".join(missed)

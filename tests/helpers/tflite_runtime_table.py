@@ -58,7 +58,7 @@ def main(python: Path, class_counts: tuple[int, ...] = (2, 3)) -> None:
                         target=target,
                         work_dir=work,
                         tflite_runtime_python=None,
-                        load_calibration=lambda images=images: images,
+                        load_calibration=lambda _count=None, images=images: images,
                     )
                     data = fmt.export(ctx, fmt).data
                     path = work / f"{name}-{fmt.name}-{target}.tflite"

@@ -99,8 +99,11 @@ def test_a_file_outside_its_bounds_is_not_written_when_strict(run: Path) -> None
     assert fp16.status == int8.status == "failed"
     assert fp16.failures[0].startswith("max |Δp| ") and fp16.failures[0].endswith("> bound 0")
     assert int8.failures[0].endswith("< bound 101.00%")
-    # An int8 failure says what to try.
-    assert "--calibration-images" in int8.message and "--per-tensor" in int8.message
+    # An int8 failure says what else to try, after every remedy was tried and recorded.
+    assert "--calibration-data" in int8.message
+    assert [a["variant"] for a in int8.attempts][:2] == ["default", "per-tensor"]  # tiny split: 1000 = 300 images
+    assert "default, per-tensor" in int8.message
+    assert all(a["failures"] for a in int8.attempts)
     assert fp16.file is None and int8.file is None and report.exit_code == 1
     assert not list(run.glob("model_*"))
     assert Manifest.load(run).artifacts == ()

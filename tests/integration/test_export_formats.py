@@ -179,7 +179,7 @@ def test_tflite_runtime_verdict_matches_a_real_load(exported: dict, run_name: st
 
     run, _report = exported[run_name]
     artifact = Manifest.load(run).artifact(format_name)
-    assert artifact.details["compatibility_notes"]["tflite-runtime==2.14"].startswith("loaded and ran")
+    check = next(r for r in artifact.runtimes if r.runtime == "tflite-runtime==2.14")
     script = (
         "import sys, numpy as np\n"
         "from tflite_runtime.interpreter import Interpreter\n"
@@ -188,9 +188,13 @@ def test_tflite_runtime_verdict_matches_a_real_load(exported: dict, run_name: st
     )
     done = subprocess.run([str(python), "-c", script, str(run / artifact.file)], capture_output=True, text=True)
     loads = done.returncode == 0
-    # The recorded verdict and the static table (used when no tflite-runtime Python is at hand) both
-    # agree with what tflite-runtime 2.14 really does with this file on this machine.
-    assert (artifact.compatibility["tflite-runtime==2.14"] == "ok") == loads, done.stderr
+    # "ok" means it loads there AND stays within the parity bounds on every validation image.
+    assert check.status == ("error" if not loads else check.status)
+    assert (artifact.compatibility["tflite-runtime==2.14"] == "ok") == (loads and check.status == "passed")
+    if loads:
+        assert check.metrics["images"] == artifact.validation["images"]
+        assert (not check.failures) == (check.status == "passed")
+    # The static table (used when no tflite-runtime Python is at hand) agrees with a real load here.
     problems = [p for p in static_tflite_runtime_problems((run / artifact.file).read_bytes()) if "aarch64" not in p]
     assert (not problems) == loads, problems
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 from edge_runtime.errors import ExportError
 from exporter import Bounds, Calibration, ExportConfig, Quantization, all_formats, format_names, get_format
 from exporter.config import parse_bounds
-from exporter.formats import FP16_BOUNDS, FP32_BOUNDS, INT8_BOUNDS
+from exporter.formats import FP16_BOUNDS, FP32_BOUNDS, INT8_BOUNDS, Variant, apply_variant
 
 METRICS = {"agreement": 0.99, "max_abs_diff": 0.004, "accuracy_change": -0.005}
 
@@ -106,3 +107,40 @@ def test_importing_the_exporter_and_its_command_does_not_import_tensorflow() -> 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# -- quantisation variants (the remedies an int8 file gets when it misses a bound) -------------------
+
+
+@pytest.mark.parametrize("name", ["tflite-int8", "onnx-int8"])
+def test_an_int8_format_tries_what_was_asked_first_then_named_remedies(name) -> None:
+    fmt = get_format(name)
+    names = [v.name for v in fmt.variants]
+    assert names[0] == "default" and len(names) == len(set(names)) >= 3
+    calibration = Calibration(images=300, seed=3)
+    asked = apply_variant(fmt.quantization, fmt.variants[0], calibration)
+    assert asked == dataclasses.replace(fmt.quantization, calibration=calibration)
+
+
+def test_applying_a_variant_changes_only_what_it_names() -> None:
+    base = Quantization.int8(method="percentile")
+    calibration = Calibration(images=300)
+    per_tensor = apply_variant(base, Variant("pt", per_channel=False), calibration)
+    assert (per_tensor.per_channel, per_tensor.method, per_tensor.calibration.images) == (False, "percentile", 300)
+    more = apply_variant(base, Variant("more", calibration_images=1000), calibration)
+    assert (more.per_channel, more.calibration.images) == (True, 1000)
+    # Never fewer images than the export was told to use.
+    more = apply_variant(base, Variant("more", calibration_images=1000), Calibration(images=2000))
+    assert more.calibration.images == 2000
+    ends = apply_variant(base, Variant("ends", float_ends=True, method="entropy"), calibration)
+    assert (ends.float_ends, ends.method) == (True, "entropy")
+    # Float formats have nothing to vary.
+    assert apply_variant(Quantization.fp16(), Variant("pt", per_channel=False), calibration) == Quantization.fp16()
+
+
+def test_onnx_int8_remedies_cover_the_calibration_methods_per_tensor_more_images_and_float_ends() -> None:
+    variants = get_format("onnx-int8").variants
+    assert {v.method for v in variants} >= {None, "minmax", "entropy"}
+    assert any(v.per_channel is False for v in variants)
+    assert any(v.calibration_images for v in variants)
+    assert any(v.float_ends for v in variants)

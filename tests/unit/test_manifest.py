@@ -1,11 +1,12 @@
 """The manifest round-trips, validates, and refuses what it cannot use with one clear error."""
 
+import dataclasses
 import json
 
 import pytest
 
 from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
+from edge_runtime.manifest import SCHEMA_VERSION, Artifact, InputSpec, Manifest, RuntimeCheck, TensorInfo
 
 
 def _manifest(**overrides):
@@ -100,3 +101,37 @@ def test_embedded_subset_parses_as_manifest():
     embedded = json.loads(json.dumps(manifest.to_embedded()))
     assert "artifacts" not in embedded
     assert Manifest.from_dict(embedded).labels == manifest.labels
+
+
+def test_each_runtimes_parity_figures_round_trip(tmp_path):
+    checks = (
+        RuntimeCheck("litert", "passed", {"agreement": 1.0, "max_abs_diff": 0.03, "images": 560}, (), "2.3.0"),
+        RuntimeCheck(
+            "tflite-runtime==2.14", "failed", {"agreement": 0.975, "max_abs_diff": 0.06}, ("agreement 97.50% < 98%",)
+        ),
+    )
+    artifact = dataclasses.replace(_artifact(), runtimes=checks)
+    _manifest().with_artifact(artifact).save(tmp_path)
+    loaded = Manifest.load(tmp_path).artifact("tflite-int8")
+    assert loaded.runtimes == checks
+    assert [c.passed for c in loaded.runtimes] == [True, False]
+    assert json.loads((tmp_path / "manifest.json").read_text())["schema_version"] == SCHEMA_VERSION == 2
+
+
+def test_a_version_1_manifest_is_still_read_without_runtime_figures(tmp_path):
+    data = _manifest().with_artifact(_artifact()).to_dict()
+    data["schema_version"] = 1
+    for artifact in data["artifacts"]:
+        del artifact["runtimes"]
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    loaded = Manifest.load(tmp_path)
+    assert loaded.artifact("tflite-int8").runtimes == ()
+    assert loaded.artifact("tflite-int8").op_versions == {"CONV_2D": 3}
+
+
+def test_a_malformed_runtime_entry_is_one_manifest_error(tmp_path):
+    data = _manifest().with_artifact(_artifact()).to_dict()
+    data["artifacts"][0]["runtimes"] = [{"status": "passed"}]  # no runtime name
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="malformed artifact entry"):
+        Manifest.load(tmp_path)

@@ -118,6 +118,16 @@ def test_matching_float_file_passes():
     assert passed, summary
 
 
+def test_dynamic_range_file_may_differ_by_the_measured_arm_rounding_and_not_more():
+    art = _artifact("tflite-dynamic", "dynamic")
+    near = check.judge(art, None, _probe({"a": [0.3 + 1.8e-3]}), _probe({"a": [0.3]}))
+    assert near[0], near[1]
+    far = check.judge(art, None, _probe({"a": [0.3 + 3e-3]}), _probe({"a": [0.3]}))
+    assert not far[0] and "MISMATCH" in far[1]
+    # A float file is still held to 1e-5.
+    assert not check.judge(_artifact(), None, _probe({"a": [0.3 + 1.8e-3]}), _probe({"a": [0.3]}))[0]
+
+
 def test_int8_file_must_be_identical_even_in_float_scores():
     art = _artifact("tflite-int8", "int8")
     pi = _probe({"a": [0.5]}, raw={"a": [128]}, dtype="uint8")

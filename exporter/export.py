@@ -39,9 +39,11 @@ from edge_runtime.dataset import (
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest
+from edge_runtime.probes import DEFAULT_PROBES, pick_probe_images
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
 from exporter.formats import Calibration, ExportFormat, Inspection, all_formats, get_format
+from exporter.probes import embed_probes, record_probes
 
 REPORT_NAME = "export_report.json"
 CONFIG_NAME = "export_config.json"
@@ -365,6 +367,10 @@ def _export_one(
         scores = np.concatenate(
             [classifier.scores(images.images[i : i + batch]) for i in range(0, len(images.images), batch)]
         )
+        agree = scores.argmax(axis=1) == reference.argmax(axis=1)
+        probe_images = pick_probe_images(images.images, images.labels, agree, DEFAULT_PROBES)
+        probes = record_probes(classifier, staged, probe_images, fmt.precision, ctx)
+    embed_probes(staged, probes)  # self-check data for `edgeclf verify`; sha256 is taken after this
     metrics = compare(reference, scores, images.labels)
     ctx._cache[f"scores:{fmt.name}"] = scores[:_VERIFY_IMAGES]
     inspection: Inspection = fmt.inspect(staged, ctx, fmt)
@@ -413,7 +419,7 @@ def _export_one(
         op_versions=dict(inspection.op_versions),
         compatibility=dict(inspection.compatibility),
         validation=validation,
-        details={**converted.details, **inspection.details, "export_seconds": round(seconds, 3)},
+        details={**converted.details, **inspection.details, "export_seconds": round(seconds, 3), "probes": probes},
     )
     return result, staged, artifact
 

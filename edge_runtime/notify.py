@@ -29,6 +29,7 @@ class Notifier:
         self.watchdog_interval = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 and mine else None
         self._clock = clock
         self._last_ping: float | None = None
+        self._ready = False
         self._lock = threading.Lock()
         self.sent = 0
 
@@ -43,14 +44,18 @@ class Notifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # Non-blocking: a datagram socket whose reader lags blocks the sender when its queue is
+                # full, and the frame loop must never wait on systemd.
+                sock.setblocking(False)
                 sock.sendto(message.encode("utf-8"), self.address)
-        except OSError:
-            return False  # systemd went away or the socket is not ours: the service keeps running
+        except OSError:  # gone, not ours, or its queue is full: the service keeps running
+            return False
         self.sent += 1
         return True
 
     def ready(self, status: str | None = None) -> bool:
         """``READY=1`` (and a status line): systemd considers the service started."""
+        self._ready = True
         return self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
 
     def status(self, text: str) -> bool:
@@ -62,8 +67,11 @@ class Notifier:
         return self.notify("STOPPING=1")
 
     def ping(self) -> bool:
-        """``WATCHDOG=1``, at most once per half watchdog interval (cheap to call every frame)."""
-        if self.watchdog_interval is None:
+        """``WATCHDOG=1``, at most once per half watchdog interval (cheap to call every frame).
+
+        Nothing is sent before :meth:`ready`: the frame loop may start before the service listens.
+        """
+        if self.watchdog_interval is None or not self._ready:
             return False
         now = self._clock()
         with self._lock:

@@ -156,7 +156,8 @@ def create_app(service: Service, on_fatal: Callable[[], None] = lambda: None) ->
         async def stream() -> AsyncIterator[str]:
             try:
                 yield "retry: 2000\n\n"
-                for change in list(service.changes):
+                replayed = list(service.changes)  # the recent changes first, each once
+                for change in replayed:
                     yield f"event: label-change\ndata: {json.dumps(change)}\n\n"
                 while True:
                     try:
@@ -164,7 +165,8 @@ def create_app(service: Service, on_fatal: Callable[[], None] = lambda: None) ->
                     except asyncio.TimeoutError:
                         yield ": keep-alive\n\n"  # lets proxies and the client see the stream is alive
                         continue
-                    yield f"event: label-change\ndata: {json.dumps(change)}\n\n"
+                    if not any(change is seen for seen in replayed):
+                        yield f"event: label-change\ndata: {json.dumps(change)}\n\n"
             finally:
                 service.unsubscribe(queue)
 

@@ -18,7 +18,7 @@ header{padding:.6em 1em;background:#222;font-size:.9em;color:#aaa}
 main{display:flex;flex-wrap:wrap;gap:1em;padding:1em}
 #view{position:relative;display:inline-block;background:#000;min-width:320px;min-height:240px}
 #view img{display:block;max-width:90vw;max-height:75vh;min-width:320px}
-#overlay{position:absolute;left:0;right:0;top:0;padding:.4em .6em;background:rgba(0,0,0,.6);
+#overlay{position:absolute;left:0;right:0;top:0;padding:.4em .6em;background:rgba(0,0,0,.6);white-space:nowrap;
   font-size:1.6em;font-weight:600}
 #overlay .score,#overlay .fps{font-size:.7em;font-weight:400;color:#ccc;margin-left:.6em}
 aside{min-width:16em}
@@ -82,7 +82,10 @@ def render_page(service: Any) -> str:
     clf = service.classifier
     live = service.options.source is not None
     title = f"edgeclf — {', '.join(clf.labels)}"
-    about = html.escape(f"{clf.path.name} · {clf.format} · {clf.backend_name} · {clf.session.threads} threads")
+    threads = clf.session.threads
+    about = html.escape(
+        f"{clf.path.name} · {clf.format} · {clf.backend_name} · {threads} thread{'' if threads == 1 else 's'}"
+    )
     cfg = json.dumps({"live": live}).replace("</", "<\\/")
     upload = "" if live else '<div id="drop">Drop a photo here or <input id="file" type="file" accept="image/*"></div>'
     return f"""<!doctype html>

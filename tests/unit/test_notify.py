@@ -39,6 +39,9 @@ def test_watchdog_pings_at_most_every_half_interval(notify_socket):
     now = [100.0]
     notifier = Notifier({"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "2000000"}, clock=lambda: now[0])
     assert notifier.watchdog_interval == 2.0
+    assert not notifier.ping()  # not before READY=1
+    notifier.ready()
+    assert sock.recv(64) == b"READY=1"
     sent = []
     for step in range(40):  # 40 frames over 4 s
         now[0] = 100.0 + step * 0.1
@@ -56,4 +59,11 @@ def test_watchdog_for_another_pid_is_ignored(notify_socket):
 def test_without_systemd_nothing_is_sent_and_nothing_fails(tmp_path):
     assert not Notifier({}).ready()
     gone = Notifier({"NOTIFY_SOCKET": str(tmp_path / "no-such-socket"), "WATCHDOG_USEC": "1000000"})
-    assert gone.enabled and not gone.ready() and not gone.ping()
+    assert gone.enabled and not gone.ready() and not gone.ping() and gone.sent == 0
+
+
+def test_a_systemd_that_does_not_read_never_blocks_the_sender(notify_socket):
+    name, _sock = notify_socket
+    notifier = Notifier({"NOTIFY_SOCKET": name})
+    results = [notifier.status(f"frame {i}") for i in range(5000)]  # nobody reads: the queue fills up
+    assert results[0] and not all(results)  # sent while there was room, then refused at once

@@ -147,7 +147,7 @@ def check_probes(classifier: Classifier, probes: Mapping[str, Any], tolerance: f
     integer = expected.dtype.kind in "iu"
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64)).reshape(len(inputs), -1)
     bound = 0.0 if integer else float(tolerance if tolerance is not None else probes.get("float_tolerance", 1e-5))
-    mismatched = int(np.sum(diff.max(axis=1) > bound))
+    mismatched = int(np.sum(~(diff.max(axis=1) <= bound)))  # NaN (a broken kernel) counts as a mismatch
     return ProbeReport(
         path=str(classifier.path),
         format=classifier.format,

@@ -37,7 +37,12 @@ def test_labels_of_nearly_coinciding_points_do_not_overlap():
 
 @pytest.mark.parametrize(
     ("values", "bottom", "top"),
-    [([87.25, 87.5], 82.375, 92.375), ([99.5, 100.0], 90.0, 100.0), ([0.0, 1.0], 0.0, 10.0), ([50.0, 90.0], 42.0, 98.0)],
+    [
+        ([87.25, 87.5], 82.375, 92.375),
+        ([99.5, 100.0], 90.0, 100.0),
+        ([0.0, 1.0], 0.0, 10.0),
+        ([50.0, 90.0], 42.0, 98.0),
+    ],
 )
 def test_the_accuracy_axis_spans_at_least_ten_points_within_0_and_100(values, bottom, top):
     low, high = accuracy_limits(values)

@@ -227,7 +227,7 @@ def write_plots(result: BenchmarkResult, out_dir: Path) -> list[Path]:
     ran = [r for r in result.rows if r.invoke and r.accuracy is not None]
     if ran:
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for i, row in enumerate(ran):
+        for row in ran:
             inv = row.invoke
             ax.errorbar(
                 inv.p50,
@@ -236,15 +236,12 @@ def write_plots(result: BenchmarkResult, out_dir: Path) -> list[Path]:
                 fmt="o",
                 capsize=3,
             )
-            ax.annotate(
-                row.name,
-                (inv.p50, row.accuracy * 100),
-                textcoords="offset points",
-                xytext=(5, 4 + 9 * (i % 3)),
-                fontsize=8,
-            )
+        low, high = accuracy_limits([r.accuracy * 100 for r in ran])
+        ax.set_ylim(low, high)
+        place_labels(ax, [(r.invoke.p50, r.accuracy * 100) for r in ran], [r.name for r in ran])
         ax.set_xlabel("invoke latency p50, ms (bars: IQR)")
-        ax.set_ylabel("accuracy on test images, %")
+        step = 100.0 / result.images if result.images else None
+        ax.set_ylabel("accuracy on test images, %" + (f" (one image = {step:.2g} points)" if step else ""))
         ax.set_title(f"Accuracy vs latency — {Path(result.config.run_dir).name}")
         ax.grid(alpha=0.3)
         fig.tight_layout()
@@ -267,6 +264,60 @@ def write_plots(result: BenchmarkResult, out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+# The accuracy axis spans at least this many points: formats that differ by one or two test images
+# must not look like a cliff (a 0.25-point axis made one photo fill half the plot).
+MIN_ACCURACY_SPAN = 10.0
+
+
+def accuracy_limits(values: Sequence[float], min_span: float = MIN_ACCURACY_SPAN) -> tuple[float, float]:
+    """y-axis limits (percent) around ``values``: at least ``min_span`` wide, within 0–100, with a margin."""
+    low, high = min(values), max(values)
+    span = max(min_span, (high - low) * 1.4)
+    middle = (low + high) / 2
+    bottom, top = middle - span / 2, middle + span / 2
+    if top > 100.0:
+        bottom, top = bottom - (top - 100.0), 100.0
+    if bottom < 0.0:
+        bottom, top = 0.0, min(100.0, top - bottom)
+    return bottom, top
+
+
+def place_labels(ax: Any, points: Sequence[tuple[float, float]], names: Sequence[str]) -> list[Any]:
+    """Annotate each point with its name where the label overlaps no other label and no other point.
+
+    Tries offsets around the point (right, left, above, below, then further out), measuring each
+    label's box on the figure's renderer; returns the text objects.
+    """
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    marks = [ax.transData.transform(p) for p in points]
+    taken: list[Any] = []
+    texts = []
+    offsets = [(dx * k, dy * k) for k in (1, 2, 3, 4) for dx, dy in ((6, 4), (-6, 4), (6, -12), (-6, -12))]
+    offsets += [(6, 14 * k) for k in range(1, 8)] + [(6, -14 * k) for k in range(1, 8)]
+    for index, ((x, y), name) in enumerate(zip(points, names, strict=True)):
+        text = None
+        for dx, dy in offsets:
+            if text is not None:
+                text.remove()
+            text = ax.annotate(
+                name, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8,
+                ha="left" if dx >= 0 else "right",
+                arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if abs(dy) > 12 else None,
+            )  # fmt: skip
+            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+            inside_axes = ax.get_window_extent(renderer).contains(box.x0, box.y0) and ax.get_window_extent(
+                renderer
+            ).contains(box.x1, box.y1)
+            hits_point = any(box.contains(mx, my) for j, (mx, my) in enumerate(marks) if j != index)
+            if inside_axes and not hits_point and not any(box.overlaps(other) for other in taken):
+                break
+        taken.append(text.get_window_extent(renderer).expanded(1.05, 1.15))
+        texts.append(text)
+    return texts
 
 
 def _save(fig: Any, path: Path) -> None:

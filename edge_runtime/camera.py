@@ -228,6 +228,9 @@ class FrameResult:
     fps: float  # classified frames per second over the last few frames
     latency_ms: float  # preprocess + inference + post-process of this frame
     input: np.ndarray = field(repr=False)  # what the model saw: (H, W, 3) uint8 RGB
+    scores: np.ndarray | None = field(default=None, repr=False)  # every label's probability (label stabilizers)
+    source_frame: np.ndarray | None = field(default=None, repr=False)  # the frame as read (the live page shows it)
+    color_order: str = "RGB"  # channel order of source_frame
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary of the frame (without the image)."""
@@ -472,6 +475,9 @@ def run_camera(
                     fps=fps,
                     latency_ms=latency,
                     input=image,
+                    scores=scores,
+                    source_frame=frame,
+                    color_order=current.color_order,
                 )
             )
             if options.max_frames is not None and summary.frames_classified >= options.max_frames:

@@ -65,3 +65,7 @@ class CameraError(EdgeclfError):
 def missing_extra(what: str, extra: str) -> BackendUnavailableError:
     """Error for a feature that needs one of edgeclf's extras (``train``, ``edge``, ``camera``…)."""
     return BackendUnavailableError(what, f"pip install 'edgeclf[{extra}]'")
+
+
+class SelfCheckError(EdgeclfError):
+    """A model file no longer reproduces the outputs recorded for it at export (``edgeclf verify``)."""

@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "camera": "edgeclf.commands.runtime:camera",
     "export": "edgeclf.commands.export:export",
     "benchmark": "edgeclf.commands.benchmark:benchmark",
+    "serve": "edgeclf.commands.serve:serve",
+    "verify": "edgeclf.commands.serve:verify",
 }
 
 

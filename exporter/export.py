@@ -41,6 +41,7 @@ from edge_runtime.dataset import (
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest, RuntimeCheck, run_file
+from edge_runtime.probes import DEFAULT_PROBES, pick_probe_images
 from edge_runtime.runlock import run_lock
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
@@ -53,6 +54,7 @@ from exporter.formats import (
     apply_variant,
     get_format,
 )
+from exporter.probes import embed_probes, record_probes
 
 REPORT_NAME = "export_report.json"
 # Private staging folders inside the run folder; removed at the end, or by the next export if killed.
@@ -388,6 +390,7 @@ class _Attempt:
     failures: list[str] = field(default_factory=list)
     inspection: Inspection | None = None
     error: str = ""
+    scores: np.ndarray | None = None
 
     @property
     def passed(self) -> bool:
@@ -449,7 +452,7 @@ def _attempt(name: str, fmt: ExportFormat, ctx: ConversionContext, staging: Path
         )
     judged = ctx.judge(fmt, scores) if ctx.judge else {}
     failures = judged.pop("failures", [])
-    attempt = _Attempt(name, fmt, converted, staged, tuple(inputs), tuple(outputs), judged, failures)
+    attempt = _Attempt(name, fmt, converted, staged, tuple(inputs), tuple(outputs), judged, failures, scores=scores)
     attempt.inspection = fmt.inspect(staged, ctx, fmt)
     return attempt
 
@@ -499,6 +502,21 @@ def _primary_check(fmt: ExportFormat, attempt: _Attempt) -> RuntimeCheck:
     return RuntimeCheck(fmt.backend, status, attempt.metrics, tuple(attempt.failures), version, "in-process at export")
 
 
+def _record_probes(
+    kept: _Attempt, ctx: ConversionContext, images: LoadedImages, reference: np.ndarray
+) -> dict[str, Any]:
+    """Self-check probes for ``edgeclf verify``, embedded in the kept file (its sha256 is taken after this)."""
+    from edge_runtime.classifier import Classifier
+
+    assert kept.staged is not None and kept.scores is not None  # only made attempts are kept
+    agree = kept.scores.argmax(axis=1) == reference.argmax(axis=1)
+    probe_images = pick_probe_images(images.images, images.labels, agree, DEFAULT_PROBES)
+    with Classifier.from_file(kept.staged, backend=kept.fmt.backend) as classifier:
+        probes = record_probes(classifier, kept.staged, probe_images, kept.fmt.precision, ctx)
+    embed_probes(kept.staged, probes)
+    return probes
+
+
 def _export_one(
     fmt: ExportFormat,
     ctx: ConversionContext,
@@ -511,6 +529,7 @@ def _export_one(
     kept, attempts = _try_variants(fmt, ctx, staging, images, config)
     fmt, converted, metrics, failures = kept.fmt, kept.converted, kept.metrics, list(kept.failures)
     inspection: Inspection = kept.inspection or Inspection()
+    probes = _record_probes(kept, ctx, images, reference)
     bounds = config.bounds.get(fmt.name, fmt.bounds)
     status = "failed" if failures else "passed"
     message = ""
@@ -566,6 +585,7 @@ def _export_one(
             "export_seconds": round(seconds, 3),
             "variant": kept.variant,
             "variants_tried": tried,
+            "probes": probes,
         },
         runtimes=runtimes,
     )

@@ -82,3 +82,21 @@ def fixture_run() -> Path:
     if not (path / "manifest.json").is_file():
         pytest.fail(f"EDGECLF_FIXTURE_RUN={value} is not an exported run folder; run `make fixture-models`")
     return path
+
+
+@pytest.fixture(scope="session")
+def serve_run() -> Path:
+    """A tiny exported run whose label follows the picture (``make fixture-models``, ``$EDGECLF_SERVE_RUN``).
+
+    The ``edgeclf serve`` tests need label changes to show; the main fixture's model scores every
+    image the same. Skips when the variable is unset; fails when it is set but is not a run.
+    """
+    import os
+
+    value = os.environ.get("EDGECLF_SERVE_RUN")
+    if not value:
+        pytest.skip("EDGECLF_SERVE_RUN is not set (run `make fixture-models`; `make test-edge` sets it)")
+    path = Path(value)
+    if not (path / "manifest.json").is_file():
+        pytest.fail(f"EDGECLF_SERVE_RUN={value} is not an exported run folder; run `make fixture-models`")
+    return path

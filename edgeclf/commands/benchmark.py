@@ -97,8 +97,21 @@ def benchmark(
         typer.Option("--sweep-sizes", help="Input sides for --sweep size (default 96,160,224,300)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of a table.")] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            min=1.0,
+            help="Sustained mode: run one format (the first of --formats, else the default one) back to back "
+            "for this many seconds; latency over time next to CPU temperature, clock and throttle flags.",
+        ),
+    ] = None,
+    board_root: Annotated[Path, typer.Option("--board-root", hidden=True, help="Root of sysfs (tests).")] = Path("/"),
 ) -> None:
     """Measure the Keras model and every exported format on the same images: accuracy, agreement, latency, memory."""
+    if duration is not None:
+        _sustained(run_dir, _split_list(formats), threads, duration, board_root, out, plots, as_json)
+        return
     from benchmarks.config import DEFAULT_SWEEP_SIZES, BenchmarkConfig
 
     config = BenchmarkConfig(
@@ -148,3 +161,26 @@ def benchmark(
         typer.echo("wrote " + ", ".join(str(p) for p in paths))
     if any(not row.ran for row in result.rows):
         raise typer.Exit(code=1)
+
+
+def _sustained(
+    run_dir: Path,
+    formats: tuple[str, ...],
+    threads: int | None,
+    duration: float,
+    board_root: Path,
+    out: Path | None,
+    plots: bool,
+    as_json: bool,
+) -> None:
+    from benchmarks.sustained import run_sustained, write_sustained
+    from edge_runtime.classifier import ClassifierOptions
+
+    options = ClassifierOptions(format=formats[0] if formats else None, threads=threads)
+    say = (lambda m: None) if as_json else (lambda m: print(f"· {m}", file=sys.stderr, flush=True))
+    result = run_sustained(run_dir, options, duration, board_root=board_root, progress=say)
+    paths = write_sustained(result, out or run_dir / "benchmark-sustained", plots=plots)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        typer.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -6,6 +6,7 @@ Nothing here imports TensorFlow: these are the commands a Raspberry Pi runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import json
 import signal
@@ -64,6 +65,14 @@ MaxMegapixelsOpt = Annotated[
         min=0.01,
         help="Refuse images with more megapixels than this (decompression bombs; 40 fits a Raspberry Pi's memory).",
     ),
+]
+SmoothOpt = Annotated[int, typer.Option("--smooth", min=1, help="Average each label's score over the last N frames.")]
+HoldOpt = Annotated[
+    int, typer.Option("--hold", min=1, help="A new label must lead K frames in a row before it is announced.")
+]
+OnChangeOpt = Annotated[bool, typer.Option("--on-change", help="Print each label change as a JSON line on stdout.")]
+WebhookOpt = Annotated[
+    str | None, typer.Option("--webhook", help="POST each label change (JSON) to this URL, with retries.")
 ]
 
 
@@ -152,6 +161,18 @@ def _topk_text(predictions: list[Prediction]) -> str:
     return ", ".join(f"{p.label} {p.score:.3f}" for p in predictions) or "-"
 
 
+def classify_record(shown: str, predictions: list[Prediction], ms: float) -> dict:
+    """One image's ``classify --json`` line (``edgeclf serve``'s ``/api/classify`` answers the same)."""
+    top = predictions[0] if predictions else None
+    return {
+        "file": shown,
+        "label": top.label if top else None,
+        "score": round(top.score, 6) if top else None,
+        "predictions": [{**p.to_dict(), "score": round(p.score, 6)} for p in predictions],
+        "ms": round(ms, 2),
+    }
+
+
 def classify(
     model: ModelArg,
     paths: Annotated[
@@ -200,14 +221,7 @@ def classify(
             ok += 1
             top = predictions[0] if predictions else None
             if json_output:
-                record = {
-                    "file": shown,
-                    "label": top.label if top else None,
-                    "score": round(top.score, 6) if top else None,
-                    "predictions": [{**p.to_dict(), "score": round(p.score, 6)} for p in predictions],
-                    "ms": round(ms, 2),
-                }
-                typer.echo(json.dumps(record))
+                typer.echo(json.dumps(classify_record(shown, predictions, ms)))
             else:
                 label, score = (top.label, f"{top.score:.3f}") if top else ("(below threshold)", "-")
                 typer.echo(f"{shown:<40}  {label:<16}  {score:>6}  {_topk_text(predictions)}")
@@ -267,13 +281,24 @@ def camera(
     top_k: TopKOpt = 1,
     threshold: ThresholdOpt = 0.0,
     json_output: JsonOpt = False,
+    smooth: SmoothOpt = 1,
+    hold: HoldOpt = 1,
+    on_change: OnChangeOpt = False,
+    webhook: WebhookOpt = None,
 ) -> None:
     """Classify camera or video frames and print the top label and the measured FPS.
+
+    With --smooth/--hold the label shown is the stable one; --on-change prints only label changes
+    (JSON lines) and --webhook POSTs each. Under systemd (Type=notify) it reports readiness and pings
+    the watchdog every frame.
 
     Ctrl-C stops with a summary. A camera that disconnects or stalls is reopened with backoff
     (reported on stderr); after --retries failures in a row the command stops with exit code 1.
     """
     from edge_runtime.camera import CameraOptions, FrameResult, run_camera, source_factory
+    from edge_runtime.notify import Notifier
+    from edge_runtime.stable import LabelStabilizer, StableOptions
+    from edge_runtime.webhook import Webhook
 
     if (width is None) != (height is None):
         raise EdgeclfError("--width and --height go together")
@@ -289,23 +314,41 @@ def camera(
         read_timeout=read_timeout,
         size=size,
     )
+    stable = StableOptions(smooth=smooth, hold=hold)
     make_source = source_factory(source, size)  # fails fast (missing OpenCV) before the model loads
+    sink = Webhook(webhook, on_event=lambda m: typer.echo(m, err=True)) if webhook else None
+    notifier = Notifier()
     with Classifier.open(model, _options(format_name, backend, threads, top_k, threshold)) as clf:
         typer.echo(
             f"model: {clf.path} ({_describe(clf)}); source: {make_source().name}",
             err=True,
         )
 
+        stabilizer = LabelStabilizer(clf.labels, stable)
+
         def on_frame(result: FrameResult) -> None:
-            if json_output:
+            notifier.ping()
+            predictions, change = stabilizer.update(result.scores, top_k, threshold)
+            if change is not None and sink is not None:
+                sink.send(change.to_dict())
+            if stable != StableOptions():
+                result = dataclasses.replace(result, predictions=predictions)
+            if on_change:
+                if change is not None:
+                    typer.echo(json.dumps(change.to_dict()))
+            elif json_output:
                 typer.echo(json.dumps(result.to_dict()))
             else:
                 top = result.predictions[0] if result.predictions else None
                 label = f"{top.label} {top.score:.3f}" if top else "(below threshold)"
                 typer.echo(f"frame {result.frame:>6}  {label:<28}  {result.fps:5.1f} fps  {result.latency_ms:6.1f} ms")
 
+        notifier.ready()
         with _sigterm_as_interrupt():
             summary = run_camera(clf, make_source, cam_options, on_frame, on_event=lambda m: typer.echo(m, err=True))
+        notifier.stopping()
+        if sink is not None:
+            sink.close()
     if json_output:
         typer.echo(json.dumps(summary.to_dict()))
     else:

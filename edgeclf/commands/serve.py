@@ -1,0 +1,187 @@
+"""``edgeclf serve`` (a web service around one model) and ``edgeclf verify`` (the model's self-check).
+
+Neither imports TensorFlow. ``serve`` needs the ``serve`` extra (Starlette, uvicorn), imported
+when the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge_runtime.errors import EdgeclfError, SelfCheckError, missing_extra
+from edgeclf.commands.runtime import (
+    BackendOpt,
+    FormatOpt,
+    HoldOpt,
+    JsonOpt,
+    ModelArg,
+    OnChangeOpt,
+    SmoothOpt,
+    ThreadsOpt,
+    ThresholdOpt,
+    TopKOpt,
+    WebhookOpt,
+    _describe,
+    _options,
+)
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def verify(
+    model: ModelArg,
+    format_name: FormatOpt = None,
+    backend: BackendOpt = None,
+    threads: ThreadsOpt = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option("--tolerance", min=0.0, help="Allowed |difference| of float outputs (default: the exporter's)."),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Re-run the probe images recorded at export with the installed interpreter; exit 1 if outputs changed.
+
+    int8 outputs must be identical, float outputs within the tolerance. Run it after an upgrade, or
+    before the service starts (systemd ``ExecStartPre=``).
+    """
+    from edge_runtime.probes import verify_model
+
+    report = verify_model(model, _options(format_name, backend, threads, 1, 0.0), tolerance)
+    if json_output:
+        typer.echo(json.dumps(report.to_dict()))
+    if not report.ok:
+        raise SelfCheckError(report.line())
+    if not json_output:
+        typer.echo(report.line())
+
+
+def serve(
+    model: ModelArg,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="picamera2, a camera index (0), a video file or an rtsp:// / http:// URL; omitted: an upload page.",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="EDGECLF_TOKEN", help="Require this token on every endpoint but /healthz."),
+    ] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload (413 above).")
+    ] = 8.0,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", min=0.1, help="Seconds a client gets to send its upload (408 after).")
+    ] = 10.0,
+    smooth: SmoothOpt = 1,
+    hold: HoldOpt = 1,
+    on_change: OnChangeOpt = False,
+    webhook: WebhookOpt = None,
+    max_fps: Annotated[
+        float | None, typer.Option("--max-fps", min=0.1, help="Read at most this many frames/s.")
+    ] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Play a video file --source again at its end.")] = False,
+    skip_verify: Annotated[bool, typer.Option("--skip-verify", help="Do not run the self-check at start.")] = False,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Camera reconnection attempts in a row.")] = 5,
+    board_root: Annotated[Path, typer.Option("--board-root", hidden=True, help="Root of sysfs (tests).")] = Path("/"),
+    format_name: FormatOpt = None,
+    backend: BackendOpt = None,
+    threads: ThreadsOpt = None,
+    top_k: TopKOpt = 1,
+    threshold: ThresholdOpt = 0.0,
+) -> None:
+    """Serve the model over HTTP: a live page, /api/classify, /api/latest, /api/events, /healthz, /metrics.
+
+    Listens on 127.0.0.1 unless --host says otherwise. The model is checked with `edgeclf verify`
+    first. Under systemd (Type=notify) it reports readiness and pings the watchdog from its frame loop.
+    """
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise missing_extra("the web service (starlette, uvicorn)", "serve") from None
+    from edge_runtime.camera import CameraOptions
+    from edge_runtime.classifier import Classifier
+    from edge_runtime.notify import Notifier
+    from edge_runtime.probes import check_probes, load_probes
+    from edge_runtime.stable import StableOptions
+    from edgeclf.serve.app import create_app
+    from edgeclf.serve.service import ServeOptions, Service
+
+    if host not in LOOPBACK and not token:
+        typer.echo(
+            f"warning: listening on {host} without --token: anyone who can reach this address can use the model",
+            err=True,
+        )
+    options = ServeOptions(
+        host=host,
+        port=port,
+        token=token,
+        max_body=int(max_upload_mb * 1024 * 1024),
+        read_timeout=request_timeout,
+        source=source,
+        camera=CameraOptions(source=source, top_k=top_k, threshold=threshold, retries=retries),
+        stable=StableOptions(smooth=smooth, hold=hold),
+        max_fps=max_fps,
+        loop=loop,
+        on_change=on_change,
+        webhook=webhook,
+        board_root=str(board_root),
+    )
+    notifier = Notifier()
+    clf = Classifier.open(model, _options(format_name, backend, threads, top_k, threshold))
+    with clf:
+        service = Service(clf, options, notifier)
+        if not skip_verify:
+            report = check_probes(clf, load_probes(clf))
+            if not report.ok:
+                raise SelfCheckError(report.line())
+            service.verify = report.to_dict()
+            typer.echo(f"self-check: {report.line()}", err=True)
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+                await super().startup(sockets)
+                if self.started:
+                    bound = self.servers[0].sockets[0].getsockname()
+                    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+                    typer.echo(f"serving {clf.path.name} ({_describe(clf)}) on http://{shown}:{bound[1]}/", err=True)
+                    sys.stderr.flush()
+                    notifier.ready(f"serving on port {bound[1]}")
+
+        def stop_on_fatal() -> None:
+            server.should_exit = True
+
+        config = uvicorn.Config(
+            create_app(service, stop_on_fatal),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http="h11",
+            loop="asyncio",
+            lifespan="on",
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=3,
+            limit_concurrency=max(64, 4 * options.max_pending),
+        )
+        server = Server(config)
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind; say why in our one line
+            raise EdgeclfError(
+                f"could not listen on {host}:{port} (address in use, or not an address of this machine)"
+            ) from None
+        notifier.stopping()
+    if service.fatal:
+        raise EdgeclfError(f"stopped: {service.fatal}")
+    if not server.started:
+        raise EdgeclfError(f"could not listen on {host}:{port} (address in use, or not an address of this machine)")

@@ -39,6 +39,7 @@ from edge_runtime.dataset import (
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest
+from exporter.class_parity import per_class_agreement, weakest_class_line
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
 from exporter.formats import Calibration, ExportFormat, Inspection, all_formats, get_format
@@ -322,8 +323,11 @@ def keras_scores(model: Any, images: np.ndarray, activation: str, batch_size: in
     return to_scores(np.concatenate(outputs).astype(np.float32), activation)
 
 
-def compare(reference: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Top-1 agreement, |Δp| and accuracy of ``scores`` against the Keras ``reference`` probabilities."""
+def compare(
+    reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Top-1 agreement, |Δp| and accuracy of ``scores`` against the Keras ``reference`` probabilities,
+    overall and per true class (``per_class``)."""
     top_ref = reference.argmax(axis=1)
     top = scores.argmax(axis=1)
     diff = np.abs(scores.astype(np.float64) - reference.astype(np.float64))
@@ -338,6 +342,7 @@ def compare(reference: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> di
         "accuracy": accuracy,
         "keras_accuracy": keras_accuracy,
         "accuracy_change": accuracy - keras_accuracy,
+        "per_class": per_class_agreement(reference, scores, labels, names),
     }
 
 
@@ -365,7 +370,7 @@ def _export_one(
         scores = np.concatenate(
             [classifier.scores(images.images[i : i + batch]) for i in range(0, len(images.images), batch)]
         )
-    metrics = compare(reference, scores, images.labels)
+    metrics = compare(reference, scores, images.labels, ctx.manifest.labels)
     ctx._cache[f"scores:{fmt.name}"] = scores[:_VERIFY_IMAGES]
     inspection: Inspection = fmt.inspect(staged, ctx, fmt)
     bounds = config.bounds.get(fmt.name, fmt.bounds)
@@ -536,6 +541,13 @@ def _summary_line(result: FormatResult) -> str:
         f"{result.format}: {result.status}, agreement {v['agreement']:.2%}, max |Δp| {v['max_abs_diff']:.2g}, "
         f"accuracy {v['accuracy']:.2%} ({v['accuracy_change'] * 100:+.2f} points), {result.seconds:.1f} s"
     )
+    if v.get("per_class"):
+        text += "\n  per class: " + ", ".join(
+            f"{c['label']} {c['agreement']:.2%} of {c['images']} (recall {c['recall']:.2%})" for c in v["per_class"]
+        )
+        weakest = weakest_class_line(v["per_class"], v["bounds"]["min_agreement"])
+        if weakest:
+            text += f"\n  warning: {weakest}"
     for failure in result.failures:
         text += f"\n  {failure}"
     if result.message:

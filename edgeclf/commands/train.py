@@ -25,6 +25,13 @@ class Strategy(str, Enum):
     multi_worker = "multi-worker"
 
 
+class ClassWeight(str, Enum):
+    """How training weighs the classes."""
+
+    none = "none"
+    auto = "auto"
+
+
 class Split(str, Enum):
     """Which images ``evaluate`` scores."""
 
@@ -84,6 +91,10 @@ def train(
         "runs"
     ),
     workers: Annotated[int, typer.Option(min=1, help="Image decoding threads.")] = 4,
+    class_weight: Annotated[
+        ClassWeight,
+        typer.Option(help="auto: weigh each class by its inverse frequency in the training split (imbalanced data)."),
+    ] = ClassWeight.none,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary (implies --quiet).")] = False,
 ) -> None:
@@ -110,6 +121,7 @@ def train(
         strategy=strategy.value,
         resume=resume,
         workers=workers,
+        class_weight=class_weight.value,
         verbose=0 if (quiet or json_output) else 1,
     )
     run_dir = run_training(config)

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from trainer.train import TrainConfig, train  # noqa: E402
+from trainer.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "camera": "edgeclf.commands.runtime:camera",
     "export": "edgeclf.commands.export:export",
     "benchmark": "edgeclf.commands.benchmark:benchmark",
+    "doctor": "edgeclf.commands.doctor:doctor",
 }
 
 

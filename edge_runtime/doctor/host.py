@@ -6,7 +6,6 @@ import platform
 import shutil
 import struct
 import subprocess
-import sys
 
 from edge_runtime.doctor.findings import Finding, System
 
@@ -28,8 +27,8 @@ THROTTLE_BITS = {
 }
 
 
-def check_python_os(system: System) -> list[Finding]:
-    """Python version and bitness, OS release, board model."""
+def check_python_os(system: System, facts: dict | None = None) -> list[Finding]:
+    """Python version and bitness (of the examined Python, from ``facts`` when given), OS release, board model."""
     os_release = system.read("/etc/os-release") or ""
     pretty = next(
         (
@@ -42,9 +41,13 @@ def check_python_os(system: System) -> list[Finding]:
     model = (system.read("/proc/device-tree/model") or system.read("/sys/firmware/devicetree/base/model") or "").strip(
         "\x00\n "
     )
-    bits = struct.calcsize("P") * 8
-    py = ".".join(map(str, sys.version_info[:3]))
-    text = f"Python {py} ({bits}-bit) on {pretty}, {platform.machine()}" + (f", {model}" if model else "")
+    facts = facts if facts and facts.get("ok") else {}
+    bits = int(facts.get("bits") or struct.calcsize("P") * 8)
+    py = str(facts.get("python") or platform.python_version())
+    version = tuple(int(p) for p in py.split(".")[:2] if p.isdigit())
+    where = f" ({facts['executable']})" if facts.get("executable") else ""
+    text = f"Python {py} ({bits}-bit){where} on {pretty}, {facts.get('machine') or platform.machine()}"
+    text += f", {model}" if model else ""
     findings = [Finding("python-os", "ok", text, data={"python": py, "bits": bits, "os": pretty, "model": model})]
     if bits == 32:
         findings.append(
@@ -55,13 +58,12 @@ def check_python_os(system: System) -> list[Finding]:
                 "install the 64-bit Raspberry Pi OS (bookworm, arm64)",
             )
         )
-    if sys.version_info >= (3, 12):
+    if version >= (3, 12):
         findings.append(
             Finding(
                 "python-os",
                 "info",
-                f"tflite-runtime has no wheels for Python {sys.version_info[0]}.{sys.version_info[1]} "
-                "(2.14.0, its last release, stops at 3.11)",
+                f"tflite-runtime has no wheels for Python {py} (2.14.0, its last release, stops at 3.11)",
                 "use ai-edge-litert (pip install ai-edge-litert)",
             )
         )

@@ -28,7 +28,7 @@ APT_NUMPY_MODULES = ("simplejpeg", "picamera2")
 ABI_MESSAGES = ("compiled using NumPy 1.x", "_ARRAY_API not found", "numpy.dtype size changed", "multiarray failed")
 
 FACTS_CODE = """
-import importlib.metadata as md, importlib.util as u, json, sys
+import importlib.metadata as md, importlib.util as u, json, platform, struct, sys
 def ver(d):
     try:
         return md.version(d)
@@ -40,7 +40,9 @@ def origin(m):
         return s.origin if s else None
     except Exception:
         return None
-print(json.dumps({"ok": True, "executable": sys.executable, "versions": {d: ver(d) for d in sys.argv[1].split(",")},
+print(json.dumps({"ok": True, "executable": sys.executable, "python": platform.python_version(),
+                  "bits": struct.calcsize("P") * 8, "machine": platform.machine(),
+                  "versions": {d: ver(d) for d in sys.argv[1].split(",")},
                   "origins": {m: origin(m) for m in sys.argv[2].split(",")}}))
 """
 

@@ -15,8 +15,8 @@ def run_doctor(system: System | None = None, run_dir: str | Path | None = None) 
         ManifestError: ``run_dir`` is given but is not a run folder.
     """
     system = system or System()
-    findings = host.check_python_os(system)
     facts = packages.python_facts(system)
+    findings = host.check_python_os(system, facts)
     findings += packages.check_interpreters(facts)
     findings += packages.check_numpy_abi(system, facts)
     if run_dir is not None:

@@ -92,9 +92,13 @@ class System:
             return {"ok": False, "error": f"crashed with signal {-done.returncode}"}
         if lines:
             try:
-                return json.loads(lines[-1])
+                result = json.loads(lines[-1])
             except json.JSONDecodeError:
                 pass
+            else:
+                if not result.get("ok"):  # the interpreter's own explanation often went to stderr
+                    result["stderr"] = done.stderr[-2000:]
+                return result
         return {"ok": False, "error": _last_error_line(done.stderr) or f"exit code {done.returncode}"}
 
 

@@ -190,8 +190,8 @@ def check_numpy_abi(system: System, facts: dict[str, Any]) -> list[Finding]:
     return findings
 
 
-def _load_fix(error: str, backend: str) -> str:
-    if any(m in error for m in ABI_MESSAGES):
+def _load_fix(error: str, stderr: str, backend: str) -> str:
+    if any(m in error or m in stderr for m in ABI_MESSAGES):
         return "pip install 'numpy<2'"
     if "opcode" in error or "version" in error:
         return "re-export for this interpreter: edgeclf export RUN --target tflite-runtime"
@@ -234,12 +234,14 @@ def check_models(system: System, facts: dict[str, Any], run_dir: Path) -> list[F
                 )
             else:
                 error = str(result.get("error"))
+                if any(m in result.get("stderr", "") for m in ABI_MESSAGES):
+                    error += " (NumPy ABI mismatch, see numpy-abi)"
                 findings.append(
                     Finding(
                         "models",
                         "fail",
                         f"{artifact.file} in {name} {found[name]}: {error}",
-                        _load_fix(error, name),
+                        _load_fix(error, result.get("stderr", ""), name),
                         {**data, "error": error},
                     )
                 )

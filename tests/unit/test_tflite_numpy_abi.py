@@ -16,7 +16,7 @@ import pytest
 from edge_runtime.backends.tflite import TFLiteBackend
 from edge_runtime.errors import BackendUnavailableError
 
-INTERPRETER = '''
+INTERPRETER = """
 import sys
 
 
@@ -30,7 +30,7 @@ class Interpreter:
             raise SystemError(
                 "<built-in method CreateWrapperFromFile of PyCapsule object> returned a result with an exception set"
             ) from error
-'''
+"""
 
 
 def test_systemerror_caused_by_the_numpy_import_names_numpy_below_2(tmp_path, monkeypatch):

@@ -100,6 +100,34 @@ class Artifact:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+OPEN_SET_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OpenSet:
+    """Calibration for "none of the above" (``--threshold auto``), fitted at export (``edge_runtime/open_set.py``).
+
+    Attributes:
+        temperature: divides the logits so confidence matches accuracy on the validation split.
+        threshold: calibrated top-1 confidence below which a photo is ``unknown``; ``None`` when no
+            photos of other kinds were given.
+        target_false_accept: share of the other photos allowed through when the threshold was chosen.
+        measured: false-accept / false-reject rates and image counts measured at export.
+    """
+
+    temperature: float
+    threshold: float | None = None
+    target_false_accept: float | None = None
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    version: int = OPEN_SET_VERSION
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.temperature < float("inf"):
+            raise ManifestError(f"open_set temperature must be a positive number, got {self.temperature}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ManifestError(f"open_set threshold must be between 0 and 1, got {self.threshold}")
+
+
 @dataclass(frozen=True)
 class Manifest:
     """Labels, input spec and provenance of a trained model, plus its exported artifacts."""
@@ -114,6 +142,7 @@ class Manifest:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     artifacts: tuple[Artifact, ...] = ()
     schema_version: int = SCHEMA_VERSION
+    open_set: OpenSet | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2:
@@ -160,7 +189,8 @@ class Manifest:
     def to_embedded(self) -> dict[str, Any]:
         """The subset embedded inside each artifact: enough to label outputs, no artifact list."""
         data = self.to_dict()
-        return {k: data[k] for k in ("schema_version", "labels", "input", "output_activation", "preset")}
+        keys = ("schema_version", "labels", "input", "output_activation", "preset", "open_set")
+        return {k: data[k] for k in keys if k != "open_set" or data[k] is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "manifest") -> Manifest:
@@ -185,6 +215,7 @@ class Manifest:
                 metrics=dict(data.get("metrics") or {}),
                 artifacts=tuple(_artifact_from_dict(a, source) for a in data.get("artifacts") or ()),
                 schema_version=SCHEMA_VERSION,
+                open_set=_open_set_from_dict(data.get("open_set"), source),
             )
         except TypeError as error:  # unknown or missing keyword in a nested section
             raise ManifestError(f"{source}: malformed entry ({error})") from None
@@ -220,6 +251,30 @@ def _require(data: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
     if not isinstance(value, kind):
         raise ManifestError(f"{source}: field {key!r} should be a {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def _open_set_from_dict(data: Any, source: str) -> OpenSet | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"{source}: field 'open_set' should be an object, got {type(data).__name__}")
+    version = data.get("version", OPEN_SET_VERSION)
+    if version != OPEN_SET_VERSION:
+        raise ManifestError(
+            f"{source}: open_set version {version} is not supported (this edgeclf reads {OPEN_SET_VERSION}); "
+            "upgrade edgeclf or re-export the model"
+        )
+    try:
+        threshold = data.get("threshold")
+        target = data.get("target_false_accept")
+        return OpenSet(
+            temperature=float(data["temperature"]),
+            threshold=None if threshold is None else float(threshold),
+            target_false_accept=None if target is None else float(target),
+            measured=dict(data.get("measured") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ManifestError(f"{source}: malformed open_set entry ({error!r})") from None
 
 
 def _tensor_from_dict(data: Mapping[str, Any]) -> TensorInfo:

@@ -43,6 +43,7 @@ from exporter.class_parity import per_class_agreement, weakest_class_line
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
 from exporter.formats import Calibration, ExportFormat, Inspection, all_formats, get_format
+from exporter.open_set_fit import fit_open_set
 
 REPORT_NAME = "export_report.json"
 CONFIG_NAME = "export_config.json"
@@ -501,6 +502,19 @@ def export_run(
         reference = keras_scores(model, images.images, manifest.output_activation)
         ctx._cache["verify_images"] = images.images[:_VERIFY_IMAGES]
         keras_accuracy = float(np.mean(reference.argmax(axis=1) == images.labels))
+        if config.unknown_data is not None:
+            open_set = fit_open_set(
+                manifest,
+                images,
+                reference,
+                config.unknown_data,
+                config.false_accept,
+                lambda batch: keras_scores(model, batch, manifest.output_activation),
+            )
+            # Before any conversion, so every file embeds it too.
+            ctx.manifest = dataclasses.replace(ctx.manifest, open_set=open_set)
+            current = dataclasses.replace(current, open_set=open_set)
+            say(_open_set_line(open_set))
         say(f"validating on {len(images.images)} images from {source}; Keras accuracy {keras_accuracy:.2%}")
         for fmt in selected:
             say(f"exporting {fmt.name} …")
@@ -533,6 +547,15 @@ def export_run(
     atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     atomic_write_text(run_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
     return report
+
+
+def _open_set_line(open_set: Any) -> str:
+    m = open_set.measured
+    return (
+        f"unknown threshold {open_set.threshold:.4f} (temperature {open_set.temperature:.3f}): accepts "
+        f"{m['false_accept']:.2%} of {m['unknown_images']} photos of other kinds, rejects {m['false_reject']:.2%} "
+        f"of {m['validation_images']} validation photos"
+    )
 
 
 def _summary_line(result: FormatResult) -> str:

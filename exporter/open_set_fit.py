@@ -65,6 +65,4 @@ def fit_open_set(
         "wrong_rejected": int(np.sum(~kept & ~correct)),
         "right_rejected": int(np.sum(~kept & correct)),
     }
-    return OpenSet(
-        temperature=temperature, threshold=threshold, target_false_accept=target, measured=measured
-    )
+    return OpenSet(temperature=temperature, threshold=threshold, target_false_accept=target, measured=measured)

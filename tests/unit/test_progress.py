@@ -65,6 +65,5 @@ def test_nested_steps_do_not_draw_a_second_bar(monkeypatch):
 
 
 def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match="auto, bar, plain, off"):
-        with progress_mode("fancy"):
-            pass
+    with pytest.raises(ValueError, match="auto, bar, plain, off"), progress_mode("fancy"):
+        pass

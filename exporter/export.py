@@ -39,6 +39,7 @@ from edge_runtime.dataset import (
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest
+from edge_runtime.progress import track
 from exporter.class_parity import per_class_agreement, weakest_class_line
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
@@ -368,9 +369,12 @@ def _export_one(
     with Classifier.from_file(staged, backend=fmt.backend) as classifier:
         inputs, outputs = classifier.session.inputs, classifier.session.outputs
         batch = inputs[0].shape[0] if inputs[0].shape and inputs[0].shape[0] > 0 else len(images.images)
-        scores = np.concatenate(
-            [classifier.scores(images.images[i : i + batch]) for i in range(0, len(images.images), batch)]
-        )
+        parts = []
+        with track(f"{fmt.name}: validating", len(images.images)) as advance:
+            for i in range(0, len(images.images), batch):
+                parts.append(classifier.scores(images.images[i : i + batch]))
+                advance(len(parts[-1]))
+        scores = np.concatenate(parts)
     metrics = compare(reference, scores, images.labels, ctx.manifest.labels)
     ctx._cache[f"scores:{fmt.name}"] = scores[:_VERIFY_IMAGES]
     inspection: Inspection = fmt.inspect(staged, ctx, fmt)

@@ -29,6 +29,7 @@ import numpy as np
 import edge_runtime
 from edge_runtime.embedded import append_tflite_metadata
 from edge_runtime.errors import ExportError
+from edge_runtime.progress import track
 from exporter.context import ConversionContext
 from exporter.formats import (
     FP16_BOUNDS,
@@ -177,8 +178,10 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
         images = ctx.calibration_images()
 
         def representative() -> Any:
-            for image in images:
-                yield [image[None]]
+            with track(f"{fmt.name}: calibrating", len(images)) as advance:
+                for image in images:
+                    yield [image[None]]
+                    advance()
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -128,7 +128,10 @@ def export(
         unknown_data=unknown_data,
         false_accept=false_accept,
     )
-    report = export_run(run_dir, config, log=lambda line: typer.echo(line, err=True))
+    from edge_runtime.progress import progress_mode
+
+    with progress_mode("plain" if json_output else "auto"):
+        report = export_run(run_dir, config, log=lambda line: typer.echo(line, err=True))
     if json_output:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

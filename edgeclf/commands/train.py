@@ -124,7 +124,10 @@ def train(
         class_weight=class_weight.value,
         verbose=0 if (quiet or json_output) else 1,
     )
-    run_dir = run_training(config)
+    from edge_runtime.progress import progress_mode
+
+    with progress_mode("off" if quiet else "plain" if json_output else "auto"):
+        run_dir = run_training(config)
     manifest = Manifest.load(run_dir)
     if json_output:
         summary = {"run_dir": str(run_dir), "labels": list(manifest.labels), "metrics": dict(manifest.metrics)}
@@ -150,7 +153,10 @@ def evaluate(
     from trainer.evaluate import evaluate as run_evaluation
 
     _require_tensorflow()
-    report = run_evaluation(run_dir, data, split=split.value, batch_size=batch_size, out_dir=out)
+    from edge_runtime.progress import progress_mode
+
+    with progress_mode("plain" if json_output else "auto"):
+        report = run_evaluation(run_dir, data, split=split.value, batch_size=batch_size, out_dir=out)
     typer.echo(json.dumps(report.to_dict(), indent=2) if json_output else report.format_text())
 
 

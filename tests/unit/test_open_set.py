@@ -61,3 +61,14 @@ def test_float32_confidences_are_compared_at_full_precision():
     conf = np.array([0.97, 0.96875, 0.5], dtype=np.float32)
     threshold = pick_threshold(conf, 1 / 3)  # one may pass
     assert accepted(conf, threshold).tolist() == [True, False, False]
+
+
+def test_threshold_option_reads_a_probability_or_auto():
+    from edge_runtime.errors import InputShapeError
+    from edgeclf.commands.runtime import parse_threshold
+
+    assert parse_threshold("auto") == (0.0, True)
+    assert parse_threshold("AUTO ") == (0.0, True)
+    assert parse_threshold("0.8") == (0.8, False)
+    with pytest.raises(InputShapeError, match="or auto"):
+        parse_threshold("high")

@@ -31,6 +31,7 @@ from edge_runtime.backends import BACKENDS
 from edge_runtime.dataset import LabelledFolder, Sample, load_samples, open_labelled_folder, reopen_from_manifest
 from edge_runtime.errors import DatasetError, EdgeclfError, ManifestError
 from edge_runtime.manifest import Manifest
+from edge_runtime.progress import track
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KERAS_ROW = "keras"
@@ -349,21 +350,23 @@ def measure(
         cpu_ms = dict.fromkeys(names, 0.0)
         invoke_split = _split(config.runs, config.rounds)
         e2e_split = _split(config.e2e_runs, config.rounds) if files else [0] * config.rounds
-        for r in range(config.rounds):
-            say(f"round {r + 1}/{config.rounds}")
-            order = names[r % len(names) :] + names[: r % len(names)] if names else []
-            for name in order:
-                worker = workers[name]
-                try:
-                    if invoke_split[r]:
-                        answer = worker.ask({"cmd": "invoke", "n": invoke_split[r]})
-                        invoke[name][r] = answer["times"]
-                        cpu_ms[name] += answer.get("cpu_ms", 0.0)
-                    if e2e_split[r]:
-                        e2e[name][r] = worker.ask({"cmd": "e2e", "n": e2e_split[r]})["times"]
-                except WorkerError as error:
-                    rows[name].status = f"could not run: {error}"
-                    names.remove(name)
+        with track("benchmark rounds", config.rounds * len(names)) as advance:
+            for r in range(config.rounds):
+                say(f"round {r + 1}/{config.rounds}")
+                order = names[r % len(names) :] + names[: r % len(names)] if names else []
+                for name in order:
+                    worker = workers[name]
+                    try:
+                        if invoke_split[r]:
+                            answer = worker.ask({"cmd": "invoke", "n": invoke_split[r]})
+                            invoke[name][r] = answer["times"]
+                            cpu_ms[name] += answer.get("cpu_ms", 0.0)
+                        if e2e_split[r]:
+                            e2e[name][r] = worker.ask({"cmd": "e2e", "n": e2e_split[r]})["times"]
+                    except WorkerError as error:
+                        rows[name].status = f"could not run: {error}"
+                        names.remove(name)
+                    advance()
         for name in list(workers):
             with contextlib.suppress(WorkerError):
                 rows[name].peak_rss_mb = workers[name].ask({"cmd": "quit"})["peak_rss_mb"]

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge_runtime.classifier import Classifier, Prediction, top_predictions
+from edge_runtime.classifier import Classifier, Prediction
 from edge_runtime.errors import CameraError, EdgeclfError, missing_extra
 
 PICAMERA2 = "picamera2"
@@ -457,7 +457,7 @@ def run_camera(
             began = time.perf_counter()
             image = classifier.preprocess(frame, color_order=current.color_order)
             scores = classifier.scores(image)[0]
-            predictions = top_predictions(scores, classifier.labels, options.top_k, options.threshold)
+            predictions = classifier.predictions(scores, options.top_k, options.threshold)
             latency = (time.perf_counter() - began) * 1000.0
             now = clock()
             recent.append(now)

@@ -26,9 +26,10 @@ import numpy as np
 from edge_runtime.backends import BACKENDS, Session, backend_for, get_backend
 from edge_runtime.backends.base import check_threads
 from edge_runtime.embedded import read_embedded_manifest
-from edge_runtime.errors import BackendUnavailableError, InputShapeError, ManifestError, ModelLoadError
+from edge_runtime.errors import BackendUnavailableError, EdgeclfError, InputShapeError, ManifestError, ModelLoadError
 from edge_runtime.fileio import sha256_file
 from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorInfo, run_file
+from edge_runtime.open_set import UNKNOWN_LABEL, calibrated
 from edge_runtime.preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
 
 # Which artifact a run folder uses when no format is asked for: the Pi-friendly int8 first.
@@ -63,6 +64,8 @@ class ClassifierOptions:
         threads: interpreter threads; ``None`` means all cores.
         top_k: how many labels :meth:`Classifier.classify` returns.
         threshold: drop labels scoring below this.
+        unknown: ``--threshold auto``: use the manifest's open-set calibration (temperature-scaled
+            scores) and answer ``unknown`` below its threshold.
         verify: check the file's sha256 against the manifest when loading.
         draft: let Pillow decode big JPEGs at reduced scale (see :func:`preprocess`).
         max_pixels: refuse images with more pixels than this (see :data:`DEFAULT_MAX_PIXELS`).
@@ -76,6 +79,7 @@ class ClassifierOptions:
     verify: bool = True
     draft: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
+    unknown: bool = False
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -265,6 +269,11 @@ class Classifier:
         self.options = options or ClassifierOptions()
         self.path = Path(session.path)
         verify_session(session, manifest, artifact, self.path)
+        if self.options.unknown and (manifest.open_set is None or manifest.open_set.threshold is None):
+            raise EdgeclfError(
+                f"{self.path}: --threshold auto needs the threshold fitted at export; run `edgeclf export RUN "
+                "--unknown-data DIR` with photos of other kinds"
+            )
         self._input = session.inputs[0]
         self._output = session.outputs[0]
 
@@ -447,12 +456,23 @@ class Classifier:
             InputShapeError: a frame has an unsupported shape, dtype or channel order.
         """
         scores = self.scores(self.preprocess(source, color_order=color_order))[0]
-        return top_predictions(
-            scores,
-            self.labels,
-            self.options.top_k if top_k is None else top_k,
-            self.options.threshold if threshold is None else threshold,
-        )
+        return self.predictions(scores, top_k, threshold)
+
+    def predictions(
+        self, scores: np.ndarray, top_k: int | None = None, threshold: float | None = None
+    ) -> list[Prediction]:
+        """One image's scores → its best labels; with ``options.unknown``, ``unknown`` below the fitted threshold.
+
+        With ``unknown`` the scores are the temperature-scaled ones the threshold was fitted on.
+        """
+        top_k = self.options.top_k if top_k is None else top_k
+        threshold = self.options.threshold if threshold is None else threshold
+        open_set = self.manifest.open_set
+        if self.options.unknown and open_set is not None and open_set.threshold is not None:
+            scores = calibrated(np.asarray(scores)[None], self.manifest.output_activation, open_set.temperature)[0]
+            if float(scores.max()) < open_set.threshold:
+                return [Prediction(UNKNOWN_LABEL, -1, float(scores.max()))]
+        return top_predictions(scores, self.labels, top_k, threshold)
 
     # -- lifetime ------------------------------------------------------------------------------
 

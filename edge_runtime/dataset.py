@@ -27,6 +27,7 @@ import numpy as np
 from edge_runtime.errors import DatasetError, ImageDecodeError
 from edge_runtime.manifest import InputSpec
 from edge_runtime.preprocess import IMAGE_SUFFIXES, preprocess
+from edge_runtime.progress import track
 
 SPLIT_NAMES = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -300,8 +301,11 @@ def load_samples(samples: Iterable[Sample], spec: InputSpec, *, workers: int = 4
         except ImageDecodeError as error:
             return error
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(_one, samples))
+    results: list[np.ndarray | ImageDecodeError] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, track("decoding", len(samples)) as advance:
+        for result in pool.map(_one, samples):
+            results.append(result)
+            advance()
     good = [(s, r) for s, r in zip(samples, results, strict=True) if isinstance(r, np.ndarray)]
     failed = tuple(r for r in results if isinstance(r, ImageDecodeError))
     images = np.stack([r for _, r in good]) if good else np.zeros((0, *spec.shape), np.uint8)

@@ -151,6 +151,34 @@ class Artifact:
     runtimes: tuple[RuntimeCheck, ...] = ()
 
 
+OPEN_SET_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OpenSet:
+    """Calibration for "none of the above" (``--threshold auto``), fitted at export (``edge_runtime/open_set.py``).
+
+    Attributes:
+        temperature: divides the logits so confidence matches accuracy on the validation split.
+        threshold: calibrated top-1 confidence below which a photo is ``unknown``; ``None`` when no
+            photos of other kinds were given.
+        target_false_accept: share of the other photos allowed through when the threshold was chosen.
+        measured: false-accept / false-reject rates and image counts measured at export.
+    """
+
+    temperature: float
+    threshold: float | None = None
+    target_false_accept: float | None = None
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    version: int = OPEN_SET_VERSION
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.temperature < float("inf"):
+            raise ManifestError(f"open_set temperature must be a positive number, got {self.temperature}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ManifestError(f"open_set threshold must be between 0 and 1, got {self.threshold}")
+
+
 @dataclass(frozen=True)
 class Manifest:
     """Labels, input spec and provenance of a trained model, plus its exported artifacts."""
@@ -165,6 +193,7 @@ class Manifest:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     artifacts: tuple[Artifact, ...] = ()
     schema_version: int = SCHEMA_VERSION
+    open_set: OpenSet | None = None
 
     def __post_init__(self) -> None:
         for label in self.labels:
@@ -219,7 +248,8 @@ class Manifest:
     def to_embedded(self) -> dict[str, Any]:
         """The subset embedded inside each artifact: enough to label outputs, no artifact list."""
         data = self.to_dict()
-        return {k: data[k] for k in ("schema_version", "labels", "input", "output_activation", "preset")}
+        keys = ("schema_version", "labels", "input", "output_activation", "preset", "open_set")
+        return {k: data[k] for k in keys if k != "open_set" or data[k] is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "manifest") -> Manifest:
@@ -255,6 +285,7 @@ class Manifest:
                 metrics=_section(data, "metrics", source),
                 artifacts=tuple(_artifact_from_dict(a, source) for a in _optional(data, "artifacts", list, [], source)),
                 schema_version=SCHEMA_VERSION,
+                open_set=_open_set_from_dict(data.get("open_set"), source),
             )
         except TypeError as error:  # unknown or missing keyword in a nested section
             raise ManifestError(f"{source}: malformed entry ({error})") from None
@@ -386,6 +417,33 @@ def _number(data: Mapping[str, Any], key: str, kind: type) -> Any:
     if not isinstance(value, allowed) or isinstance(value, bool):
         raise ManifestError(f"field {key!r} should be a {'number' if kind is float else 'whole number'}, got {value!r}")
     return kind(value)
+
+
+def _open_set_from_dict(data: Any, source: str) -> OpenSet | None:
+    if data is None:
+        return None
+    where = f"{source}: field 'open_set'"
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"{where} should be an object, got {type(data).__name__}")
+    version = data.get("version", OPEN_SET_VERSION)
+    if version != OPEN_SET_VERSION:
+        raise ManifestError(
+            f"{source}: open_set version {_short(version)} is not supported (this edgeclf reads {OPEN_SET_VERSION}); "
+            "upgrade edgeclf or re-export the model"
+        )
+    try:
+        return OpenSet(
+            temperature=_number(data, "temperature", float),
+            threshold=None if data.get("threshold") is None else _number(data, "threshold", float),
+            target_false_accept=(
+                None if data.get("target_false_accept") is None else _number(data, "target_false_accept", float)
+            ),
+            measured=_section(data, "measured", where),
+        )
+    except ManifestError as error:
+        raise ManifestError(f"{where}: {error}") from None
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        raise ManifestError(f"{where} is malformed ({error!r})") from None
 
 
 def _tensor_from_dict(data: Mapping[str, Any]) -> TensorInfo:

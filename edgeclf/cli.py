@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "benchmark": "edgeclf.commands.benchmark:benchmark",
     "serve": "edgeclf.commands.serve:serve",
     "verify": "edgeclf.commands.serve:verify",
+    "doctor": "edgeclf.commands.doctor:doctor",
 }
 
 

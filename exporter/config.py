@@ -53,8 +53,12 @@ class ExportConfig:
     validation_images: int = DEFAULT_VALIDATION_IMAGES
     bounds: Mapping[str, Bounds] = field(default_factory=dict)
     tflite_runtime_python: Path | None = None
+    unknown_data: Path | None = None  # photos of other kinds: fit the "unknown" threshold (exporter/open_set_fit.py)
+    false_accept: float = 0.05  # share of those photos the threshold lets through
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.false_accept < 1.0:
+            raise ExportError(f"--false-accept must be in [0, 1), got {self.false_accept}")
         if self.calibration_images < 1:
             raise ExportError(f"--calibration-images must be at least 1, got {self.calibration_images}")
         if self.validation_images < 1:
@@ -66,7 +70,7 @@ class ExportConfig:
         """JSON-ready form (saved as ``export_config.json``)."""
         data = dataclasses.asdict(self)
         data["bounds"] = {name: bounds.to_dict() for name, bounds in self.bounds.items()}
-        for key in ("calibration_data", "validate_on", "tflite_runtime_python"):
+        for key in ("calibration_data", "validate_on", "tflite_runtime_python", "unknown_data"):
             data[key] = None if data[key] is None else str(data[key])
         data["formats"] = list(self.formats)
         return data

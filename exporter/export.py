@@ -42,7 +42,9 @@ from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, Manifes
 from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest, RuntimeCheck, run_file
 from edge_runtime.probes import DEFAULT_PROBES, pick_probe_images
+from edge_runtime.progress import track
 from edge_runtime.runlock import run_lock
+from exporter.class_parity import per_class_agreement, weakest_class_line
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
 from exporter.formats import (
@@ -54,6 +56,7 @@ from exporter.formats import (
     apply_variant,
     get_format,
 )
+from exporter.open_set_fit import fit_open_set
 from exporter.probes import embed_probes, record_probes
 
 REPORT_NAME = "export_report.json"
@@ -348,8 +351,11 @@ def keras_scores(model: Any, images: np.ndarray, activation: str, batch_size: in
     return to_scores(np.concatenate(outputs).astype(np.float32), activation)
 
 
-def compare(reference: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Top-1 agreement, |Δp| and accuracy of ``scores`` against the Keras ``reference`` probabilities."""
+def compare(
+    reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Top-1 agreement, |Δp| and accuracy of ``scores`` against the Keras ``reference`` probabilities,
+    overall and per true class (``per_class``)."""
     top_ref = reference.argmax(axis=1)
     top = scores.argmax(axis=1)
     diff = np.abs(scores.astype(np.float64) - reference.astype(np.float64))
@@ -364,12 +370,15 @@ def compare(reference: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> di
         "accuracy": accuracy,
         "keras_accuracy": keras_accuracy,
         "accuracy_change": accuracy - keras_accuracy,
+        "per_class": per_class_agreement(reference, scores, labels, names),
     }
 
 
-def _judge(bounds: Any, reference: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def _judge(
+    bounds: Any, reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str]
+) -> dict[str, Any]:
     """:func:`compare` plus ``"failures"``: one line per bound ``scores`` miss."""
-    metrics = compare(reference, scores, labels)
+    metrics = compare(reference, scores, labels, names)
     return {**metrics, "failures": bounds.check(metrics)}
 
 
@@ -447,9 +456,12 @@ def _attempt(name: str, fmt: ExportFormat, ctx: ConversionContext, staging: Path
     with Classifier.from_file(staged, backend=fmt.backend) as classifier:
         inputs, outputs = classifier.session.inputs, classifier.session.outputs
         batch = inputs[0].shape[0] if inputs[0].shape and inputs[0].shape[0] > 0 else len(images.images)
-        scores = np.concatenate(
-            [classifier.scores(images.images[i : i + batch]) for i in range(0, len(images.images), batch)]
-        )
+        parts = []
+        with track(f"{fmt.name} ({name}): validating", len(images.images)) as advance:
+            for i in range(0, len(images.images), batch):
+                parts.append(classifier.scores(images.images[i : i + batch]))
+                advance(len(parts[-1]))
+        scores = np.concatenate(parts)
     judged = ctx.judge(fmt, scores) if ctx.judge else {}
     failures = judged.pop("failures", [])
     attempt = _Attempt(name, fmt, converted, staged, tuple(inputs), tuple(outputs), judged, failures, scores=scores)
@@ -706,9 +718,22 @@ def _export_locked(
         reference = keras_scores(model, images.images, manifest.output_activation)
         ctx.validation_images = images.images
         ctx.judge = lambda fmt, scores: _judge(
-            config.bounds.get(fmt.name, fmt.bounds), reference, scores, images.labels
+            config.bounds.get(fmt.name, fmt.bounds), reference, scores, images.labels, manifest.labels
         )
         keras_accuracy = float(np.mean(reference.argmax(axis=1) == images.labels))
+        if config.unknown_data is not None:
+            open_set = fit_open_set(
+                manifest,
+                images,
+                reference,
+                config.unknown_data,
+                config.false_accept,
+                lambda batch: keras_scores(model, batch, manifest.output_activation),
+            )
+            # Before any conversion, so every file embeds it too.
+            ctx.manifest = dataclasses.replace(ctx.manifest, open_set=open_set)
+            dataclasses.replace(Manifest.load(run_dir), open_set=open_set).save(run_dir)
+            say(_open_set_line(open_set))
         say(f"validating on {len(images.images)} images from {source}; Keras accuracy {keras_accuracy:.2%}")
         for fmt in selected:
             say(f"exporting {fmt.name} …")
@@ -743,12 +768,28 @@ def _export_locked(
     return report
 
 
+def _open_set_line(open_set: Any) -> str:
+    m = open_set.measured
+    return (
+        f"unknown threshold {open_set.threshold:.4f} (temperature {open_set.temperature:.3f}): accepts "
+        f"{m['false_accept']:.2%} of {m['unknown_images']} photos of other kinds, rejects {m['false_reject']:.2%} "
+        f"of {m['validation_images']} validation photos"
+    )
+
+
 def _summary_line(result: FormatResult) -> str:
     v = result.validation
     text = (
         f"{result.format}: {result.status}, agreement {v['agreement']:.2%}, max |Δp| {v['max_abs_diff']:.2g}, "
         f"accuracy {v['accuracy']:.2%} ({v['accuracy_change'] * 100:+.2f} points), {result.seconds:.1f} s"
     )
+    if v.get("per_class"):
+        text += "\n  per class: " + ", ".join(
+            f"{c['label']} {c['agreement']:.2%} of {c['images']} (recall {c['recall']:.2%})" for c in v["per_class"]
+        )
+        weakest = weakest_class_line(v["per_class"], v["bounds"]["min_agreement"])
+        if weakest:
+            text += f"\n  warning: {weakest}"
     for failure in result.failures:
         text += f"\n  {failure}"
     if result.message:

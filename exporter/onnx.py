@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from edge_runtime.embedded import EMBEDDED_KEY
 from edge_runtime.errors import ExportError
+from edge_runtime.progress import track
 from exporter.context import ConversionContext
 from exporter.formats import (
     DEFAULT_VARIANT,
@@ -103,11 +105,15 @@ def convert_onnx_fp32(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
 class _CalibrationReader:
     """Feeds the calibration images one at a time (``onnxruntime.quantization.CalibrationDataReader``)."""
 
-    def __init__(self, images: np.ndarray, input_name: str) -> None:
+    def __init__(self, images: np.ndarray, input_name: str, advance: Callable[[int], None] = lambda n=1: None) -> None:
         self._iter = iter([{input_name: image[None]} for image in images])
+        self._advance = advance
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._iter, None)
+        item = next(self._iter, None)
+        if item is not None:
+            self._advance(1)
+        return item
 
     def rewind(self) -> None:  # pragma: no cover - only used by some calibration methods
         raise NotImplementedError
@@ -136,11 +142,14 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
 
     def quantize(method: str) -> None:
         # Percentile calibration prints its progress on stdout, which would corrupt `--json`.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            track(f"{fmt.name}: calibrating ({method})", len(images)) as advance,
+        ):
             quantize_static(
                 str(source),
                 str(target),
-                reader_class(images, input_name),
+                reader_class(images, input_name, advance),
                 quant_format=QuantFormat.QDQ,
                 per_channel=fmt.quantization.per_channel,
                 calibrate_method=_CALIBRATION_METHODS[method](CalibrationMethod),

@@ -33,6 +33,7 @@ import edge_runtime
 from edge_runtime.embedded import append_tflite_metadata
 from edge_runtime.errors import ExportError
 from edge_runtime.manifest import RuntimeCheck
+from edge_runtime.progress import track
 from exporter.context import ConversionContext
 from exporter.formats import (
     DEFAULT_VARIANT,
@@ -198,8 +199,10 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
         images = ctx.calibration_images(quant.calibration.images if quant.calibration else None)
 
         def representative() -> Any:
-            for image in images:
-                yield [image[None]]
+            with track(f"{fmt.name}: calibrating", len(images)) as advance:
+                for image in images:
+                    yield [image[None]]
+                    advance()
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

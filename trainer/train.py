@@ -44,6 +44,8 @@ from edge_runtime.fileio import atomic_write_text
 from edge_runtime.manifest import MANIFEST_NAME, MAX_INPUT_SIDE, MODEL_NAME, InputSpec, Manifest
 from edge_runtime.runlock import LOCK_NAME, run_lock
 from trainer import transfer
+from trainer.class_weight import check_mode as check_class_weight_mode
+from trainer.class_weight import class_weights
 
 CONFIG_NAME = "train_config.json"
 REPORT_NAME = "report.json"
@@ -81,10 +83,12 @@ class TrainConfig:
     workers: int = 4  # decoding threads
     fine_tune: bool = False  # pretrained presets: after the head, train the last blocks (BatchNorm frozen)
     verbose: int = 1  # 0 silent, 1 progress bar, 2 one line per epoch
+    class_weight: str = "none"  # "auto": weigh each class by its inverse frequency (trainer/class_weight.py)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise EdgeclfError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
+        check_class_weight_mode(self.class_weight)
         for name in ("epochs", "batch_size", "image_size", "patience"):
             value = getattr(self, name)
             if value is not None and value < (0 if name == "patience" else 1):
@@ -764,6 +768,10 @@ def _train_in(config: TrainConfig, run_dir: Path, get_preset: Callable[[str], An
     if not config.resume:
         atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     _log_report(report, log)
+    weights_by_class = class_weights(loaded["train"].labels, num_classes, config.class_weight)
+    if weights_by_class is not None:
+        report["class_weight"] = {folder.labels[i]: w for i, w in weights_by_class.items()}
+        log("class weights: " + ", ".join(f"{k}={v:.3f}" for k, v in report["class_weight"].items()))
 
     keras.utils.set_random_seed(config.seed)
     batch = int(config.batch_size)  # type: ignore[arg-type]
@@ -845,6 +853,7 @@ def _train_in(config: TrainConfig, run_dir: Path, get_preset: Callable[[str], An
                 callbacks=callbacks,
                 verbose=verbose,
                 shuffle=False,  # the dataset reshuffles itself every epoch
+                class_weight=weights_by_class,
             )
     except KeyboardInterrupt:
         log(f"interrupted; continue with: edgeclf train --resume --out {run_dir}")

@@ -111,12 +111,15 @@ class TFLiteBackend(Backend):
             with _captured_stderr() as printed:
                 interpreter = module.Interpreter(model_path=str(path), num_threads=threads)
                 interpreter.allocate_tensors()
-        except (ImportError, RuntimeError, ValueError, AttributeError) as error:
+        except (ImportError, RuntimeError, ValueError, AttributeError, SystemError) as error:
+            # tflite-runtime 2.14 under NumPy 2 raises SystemError("... returned a result with an
+            # exception set") whose cause is ImportError("numpy.core.multiarray failed to import").
             reasons = [line for line in printed if not line.startswith("INFO:")]
             message = first_line(error)
             if reasons and reasons[0] not in message:
                 message = f"{reasons[0].removeprefix('ERROR: ')}; {message}"
-            if any(hint in str(error) for hint in _NUMPY_ABI_HINTS):
+            causes = f"{error} {error.__cause__ or ''} {' '.join(printed)}"
+            if any(hint in causes for hint in _NUMPY_ABI_HINTS):
                 raise BackendUnavailableError(
                     f"{self.name} with NumPy 2 ({message})",
                     "pip install 'numpy<2' (tflite-runtime is built for NumPy 1.x)",

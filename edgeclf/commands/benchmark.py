@@ -137,10 +137,13 @@ def benchmark(
         if not as_json:
             print(f"· {message}", file=sys.stderr, flush=True)
 
+    from edge_runtime.progress import progress_mode
+
     if config.sweep is not None:
         from benchmarks.sweep import print_sweep, run_sweep, write_sweep
 
-        sweep_result = run_sweep(config, progress=progress)
+        with progress_mode("plain" if as_json else "auto"):
+            sweep_result = run_sweep(config, progress=progress)
         paths = write_sweep(sweep_result, config.results_dir, plots=config.plots)
         if as_json:
             typer.echo(json.dumps(sweep_result.to_dict(), indent=2))
@@ -152,7 +155,8 @@ def benchmark(
     from benchmarks.report import print_table, write_results
     from benchmarks.runner import run_benchmark
 
-    result = run_benchmark(config, progress=progress)
+    with progress_mode("plain" if as_json else "auto"):
+        result = run_benchmark(config, progress=progress)
     paths = write_results(result, config.results_dir, plots=config.plots)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -26,28 +25,27 @@ def make_demo_data(
     Layout: OUT/{train,validation,test}/{cars,elephants}/NNNN.jpg, the seed article's convention, so
     `edgeclf train --data OUT` walks the same path as a folder of real photos.
     """
+    from edge_runtime.progress import progress_mode, track
     from trainer.demo_data import generate_demo_dataset, is_complete_demo_dataset
 
     already = is_complete_demo_dataset(out)
-    show_progress = not json_output and sys.stderr.isatty()
-
-    def progress(done: int, total: int) -> None:
-        if show_progress and (done == total or done % 40 == 0):
-            typer.echo(f"\r{done}/{total} images", nl=done == total, err=True)
-
-    start = time.perf_counter()
-    generate_demo_dataset(
-        out,
-        train_per_class=train_per_class,
-        validation_per_class=validation_per_class,
-        test_per_class=test_per_class,
-        image_size=(width, height),
-        seed=seed,
-        progress=progress,
-    )
-    seconds = time.perf_counter() - start
     counts = {"train": train_per_class, "validation": validation_per_class, "test": test_per_class}
     total = 2 * sum(counts.values())
+    start = time.perf_counter()
+    with (
+        progress_mode("plain" if json_output else "auto"),
+        track("writing demo images", 0 if already else total) as advance,
+    ):
+        generate_demo_dataset(
+            out,
+            train_per_class=train_per_class,
+            validation_per_class=validation_per_class,
+            test_per_class=test_per_class,
+            image_size=(width, height),
+            seed=seed,
+            progress=lambda done, of: advance(),
+        )
+    seconds = time.perf_counter() - start
     if json_output:
         summary = {
             "out": str(out),

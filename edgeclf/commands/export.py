@@ -92,6 +92,17 @@ def export(
             "or .venv-tflite214/bin/python when present).",
         ),
     ] = None,
+    unknown_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--unknown-data",
+            help="Photos of other kinds: fit the threshold below which classify --threshold auto says 'unknown'.",
+        ),
+    ] = None,
+    false_accept: Annotated[
+        float,
+        typer.Option("--false-accept", min=0.0, max=0.99, help="Share of --unknown-data photos the threshold accepts."),
+    ] = 0.05,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
 ) -> None:
     """Convert a run's model to TFLite and ONNX, validate every file against Keras, record it in the manifest."""
@@ -114,8 +125,13 @@ def export(
         validation_images=validation_images,
         bounds=parse_bounds(bounds or (), defaults),
         tflite_runtime_python=tflite_runtime_python,
+        unknown_data=unknown_data,
+        false_accept=false_accept,
     )
-    report = export_run(run_dir, config, log=lambda line: typer.echo(line, err=True))
+    from edge_runtime.progress import progress_mode
+
+    with progress_mode("plain" if json_output else "auto"):
+        report = export_run(run_dir, config, log=lambda line: typer.echo(line, err=True))
     if json_output:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

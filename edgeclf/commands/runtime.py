@@ -55,7 +55,12 @@ BackendOpt = Annotated[
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Interpreter threads (default: all cores).")]
 TopKOpt = Annotated[int, typer.Option("--top-k", min=1, help="Labels shown per image.")]
 ThresholdOpt = Annotated[
-    float, typer.Option("--threshold", min=0.0, max=1.0, help="Hide labels scoring below this probability.")
+    str,
+    typer.Option(
+        "--threshold",
+        help="Hide labels scoring below this probability; 'auto': say 'unknown' below the threshold fitted at "
+        "export (edgeclf export --unknown-data DIR).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
 MaxMegapixelsOpt = Annotated[
@@ -134,20 +139,32 @@ def _suffixes() -> tuple[str, ...]:
     return IMAGE_SUFFIXES
 
 
+def parse_threshold(text: str) -> tuple[float, bool]:
+    """``--threshold`` → (probability, use the fitted open-set threshold); 'auto' is (0.0, True)."""
+    if text.strip().lower() == "auto":
+        return 0.0, True
+    try:
+        return float(text), False
+    except ValueError:
+        raise InputShapeError("--threshold", "a probability between 0 and 1, or auto", text) from None
+
+
 def _options(
     format_name: str | None,
     backend: BackendName | None,
     threads: int | None,
     top_k: int,
-    threshold: float,
+    threshold: str,
     max_megapixels: float = DEFAULT_MAX_PIXELS / 1e6,
 ) -> ClassifierOptions:
+    value, unknown = parse_threshold(threshold)
     return ClassifierOptions(
         format=format_name,
         backend=backend.value if backend else None,
         threads=threads,
         top_k=top_k,
-        threshold=threshold,
+        threshold=value,
+        unknown=unknown,
         max_pixels=round(max_megapixels * 1e6),
     )
 
@@ -186,7 +203,7 @@ def classify(
     backend: BackendOpt = None,
     threads: ThreadsOpt = None,
     top_k: TopKOpt = 1,
-    threshold: ThresholdOpt = 0.0,
+    threshold: ThresholdOpt = "0",
     json_output: JsonOpt = False,
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_PIXELS / 1e6,
 ) -> None:
@@ -279,7 +296,7 @@ def camera(
     backend: BackendOpt = None,
     threads: ThreadsOpt = None,
     top_k: TopKOpt = 1,
-    threshold: ThresholdOpt = 0.0,
+    threshold: ThresholdOpt = "0",
     json_output: JsonOpt = False,
     smooth: SmoothOpt = 1,
     hold: HoldOpt = 1,
@@ -309,7 +326,7 @@ def camera(
         max_frames=max_frames,
         duration=duration,
         top_k=top_k,
-        threshold=threshold,
+        threshold=parse_threshold(threshold)[0],
         retries=retries,
         read_timeout=read_timeout,
         size=size,

@@ -51,7 +51,7 @@ def verify(
     """
     from edge_runtime.probes import verify_model
 
-    report = verify_model(model, _options(format_name, backend, threads, 1, 0.0), tolerance)
+    report = verify_model(model, _options(format_name, backend, threads, 1, "0"), tolerance)
     if json_output:
         typer.echo(json.dumps(report.to_dict()))
     if not report.ok:
@@ -96,7 +96,7 @@ def serve(
     backend: BackendOpt = None,
     threads: ThreadsOpt = None,
     top_k: TopKOpt = 1,
-    threshold: ThresholdOpt = 0.0,
+    threshold: ThresholdOpt = "0",
 ) -> None:
     """Serve the model over HTTP: a live page, /api/classify, /api/latest, /api/events, /healthz, /metrics.
 

@@ -26,6 +26,13 @@ class Strategy(str, Enum):
     multi_worker = "multi-worker"
 
 
+class ClassWeight(str, Enum):
+    """How training weighs the classes."""
+
+    none = "none"
+    auto = "auto"
+
+
 class Split(str, Enum):
     """Which images ``evaluate`` scores."""
 
@@ -92,6 +99,10 @@ def train(
         "runs"
     ),
     workers: Annotated[int, typer.Option(min=1, help="Image decoding threads.")] = 4,
+    class_weight: Annotated[
+        ClassWeight,
+        typer.Option(help="auto: weigh each class by its inverse frequency in the training split (imbalanced data)."),
+    ] = ClassWeight.none,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary (implies --quiet).")] = False,
 ) -> None:
@@ -119,9 +130,13 @@ def train(
         resume=resume,
         workers=workers,
         fine_tune=fine_tune,
+        class_weight=class_weight.value,
         verbose=0 if (quiet or json_output) else 1,
     )
-    run_dir = run_training(config)
+    from edge_runtime.progress import progress_mode
+
+    with progress_mode("off" if quiet else "plain" if json_output else "auto"):
+        run_dir = run_training(config)
     manifest = Manifest.load(run_dir)
     if json_output:
         summary = {"run_dir": str(run_dir), "labels": list(manifest.labels), "metrics": dict(manifest.metrics)}
@@ -147,7 +162,10 @@ def evaluate(
     from trainer.evaluate import evaluate as run_evaluation
 
     _require_tensorflow()
-    report = run_evaluation(run_dir, data, split=split.value, batch_size=batch_size, out_dir=out)
+    from edge_runtime.progress import progress_mode
+
+    with progress_mode("plain" if json_output else "auto"):
+        report = run_evaluation(run_dir, data, split=split.value, batch_size=batch_size, out_dir=out)
     typer.echo(json.dumps(report.to_dict(), indent=2) if json_output else report.format_text())
 
 

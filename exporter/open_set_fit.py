@@ -1,0 +1,68 @@
+"""Fit the "none of the above" calibration at export: a temperature and a false-accept threshold.
+
+The temperature is fitted on the validation images' Keras probabilities; the threshold is the
+calibrated top-1 confidence that at most ``target`` of the photos in ``--unknown-data`` (photos of
+other kinds than the model's classes) reach. What it costs in-distribution (validation photos
+rejected as unknown) is measured and stored next to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.dataset import LoadedImages, Sample, list_images, load_samples
+from edge_runtime.errors import DatasetError
+from edge_runtime.manifest import Manifest, OpenSet
+from edge_runtime.open_set import accepted, calibrated, fit_temperature, pick_threshold
+
+
+def fit_open_set(
+    manifest: Manifest,
+    validation: LoadedImages,
+    reference: np.ndarray,
+    unknown_dir: Path,
+    target: float,
+    score: Callable[[np.ndarray], np.ndarray],
+) -> OpenSet:
+    """Fit the temperature on ``validation`` and the threshold on the photos of ``unknown_dir``.
+
+    Args:
+        manifest: the run's manifest (input spec, activation).
+        validation: the validation images and their labels.
+        reference: the Keras probabilities of ``validation``.
+        unknown_dir: a folder of images of other kinds (searched recursively).
+        target: the false-accept rate allowed on those images (0.05 = 5%).
+        score: Keras probabilities of a uint8 batch.
+
+    Raises:
+        DatasetError: the folder is missing or holds no readable image.
+    """
+    activation = manifest.output_activation
+    if not Path(unknown_dir).is_dir():
+        raise DatasetError(f"{unknown_dir}: no such folder; pass --unknown-data DIR of photos of other kinds")
+    paths, _ = list_images(Path(unknown_dir))
+    unknown = load_samples([Sample(p, 0) for p in paths], manifest.input)
+    if not len(unknown.images):
+        raise DatasetError(f"{unknown_dir}: no readable images of other kinds (found {len(paths)} image files)")
+    temperature = fit_temperature(reference, validation.labels, activation)
+    unknown_conf = calibrated(score(unknown.images), activation, temperature).max(axis=1)
+    known = calibrated(reference, activation, temperature)
+    # Stored with 6 decimals, rounded up: rounding down could let the last rejected photo through.
+    threshold = min(1.0, math.ceil(pick_threshold(unknown_conf, target) * 1e6) / 1e6)
+    kept = accepted(known.max(axis=1), threshold)
+    correct = known.argmax(axis=1) == validation.labels
+    measured = {
+        "unknown_images": len(unknown_conf),
+        "unknown_source": str(unknown_dir),
+        "false_accept": round(float(np.mean(accepted(unknown_conf, threshold))), 6),
+        "validation_images": len(kept),
+        "false_reject": round(float(np.mean(~kept)), 6),
+        "accuracy_of_accepted": round(float(np.mean(correct[kept])), 6) if kept.any() else None,
+        "wrong_rejected": int(np.sum(~kept & ~correct)),
+        "right_rejected": int(np.sum(~kept & correct)),
+    }
+    return OpenSet(temperature=temperature, threshold=threshold, target_false_accept=target, measured=measured)

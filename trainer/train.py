@@ -560,8 +560,8 @@ def _save_model(model: Any, run_dir: Path) -> Path:
 
 def _cached_feature_fit(
     tf: Any, model: Any, loaded: dict[str, LoadedImages], num_classes: int, preset: Any, config: TrainConfig, log: _Log
-) -> tuple[transfer.CachedFeatures, Any, tuple[Any, Any, Any]]:
-    """Features of every split through the frozen backbone, the head model, and its datasets."""
+) -> tuple[transfer.CachedFeatures, tuple[Any, Any, Any]]:
+    """Features of every split through the frozen backbone, and the head's datasets over them."""
     flip = bool(preset.feature_flip and config.augment)
     cached = transfer.compute_features(
         model,
@@ -587,7 +587,7 @@ def _cached_feature_fit(
         )
         for name in ("train", "validation", "test")
     )
-    return cached, transfer.head_model(model), datasets  # type: ignore[return-value]
+    return cached, datasets  # type: ignore[return-value]
 
 
 def _fine_tune(
@@ -611,7 +611,9 @@ def _fine_tune(
     with strategy.scope():
         preset.compile(model, num_classes, learning_rate=preset.fine_tune_learning_rate)
     classes = _callbacks(keras)
-    best = classes["BestEpoch"](preset.fine_tune_epochs, checkpoints / "fine-tune", history)
+    # Patience counts from the best epoch, usually a head epoch long past: allow every fine-tuning epoch.
+    patience = len(history) + preset.fine_tune_epochs
+    best = classes["BestEpoch"](patience, checkpoints / "fine-tune", history)
     best.best_weights = model.get_weights()  # the head phase's best, until an epoch beats it
     callbacks = [classes["EpochTimer"]()]
     if datasets[2] is not None:
@@ -799,7 +801,9 @@ def _train_in(config: TrainConfig, run_dir: Path, get_preset: Callable[[str], An
     fit_model, fit_data = model, (train_ds, val_ds, test_ds)
     cached = None
     if transfer.uses_cached_features(preset, config.weights):
-        cached, fit_model, fit_data = _cached_feature_fit(tf, model, loaded, num_classes, preset, config, log)
+        cached, fit_data = _cached_feature_fit(tf, model, loaded, num_classes, preset, config, log)
+        with strategy.scope():  # the head model shares the full model's layers, made in this scope
+            fit_model = transfer.head_model(model)
     elif config.fine_tune:
         raise EdgeclfError(
             f"--fine-tune needs a preset with pretrained weights (lite0, lite1, lite2, default), not {preset.name!r}"

@@ -60,7 +60,7 @@ def test_quantisation_presets_are_named_constructors() -> None:
 
 def test_default_bounds_are_the_issues() -> None:
     assert (FP32_BOUNDS.min_agreement, FP32_BOUNDS.max_abs_diff) == (1.0, 1e-4)
-    assert (FP16_BOUNDS.min_agreement, FP16_BOUNDS.max_abs_diff) == (0.995, 1e-2)
+    assert (FP16_BOUNDS.min_agreement, FP16_BOUNDS.max_abs_diff) == (0.995, 3e-2)
     assert (INT8_BOUNDS.min_agreement, INT8_BOUNDS.max_accuracy_drop) == (0.98, 1.0)
 
 

@@ -17,6 +17,7 @@ from helpers.export import copy_run, listing, make_dense_run, tflite_runtime_pyt
 from edge_runtime.classifier import Classifier
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, ModelLoadError
 from edge_runtime.manifest import InputSpec, Manifest
+from edge_runtime.runlock import LOCK_NAME
 from exporter import ExportConfig, all_formats, export_run, get_format
 from exporter.formats import INT8_BOUNDS, ExportFormat
 from exporter.tflite import convert_tflite, per_channel_dense_without_bias
@@ -67,7 +68,8 @@ def test_a_format_that_fails_midway_leaves_nothing_and_the_others_still_export(r
     assert "simulated converter crash" in report.results[0].message
     assert report.exit_code == 1
     assert not (run / broken.file_name).exists()
-    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no staging folder, no partial file
+    # No staging folder, no partial file (the run's lock file is the only hidden entry).
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == [LOCK_NAME]
     manifest = Manifest.load(run)
     assert [a.format for a in manifest.artifacts] == ["tflite-fp32"]
     assert manifest.labels == before.labels and manifest.input == before.input

@@ -111,6 +111,7 @@ def export(run: Path, extra: list[str]) -> dict[str, Any]:
                     "status": r.get("status"),
                     "agreement": r.get("agreement"),
                     "max_abs_diff": r.get("max_abs_diff"),
+                    "accuracy_change": r.get("accuracy_change"),
                 }
                 for name, r in (result.get("runtimes") or {}).items()
             },

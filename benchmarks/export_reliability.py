@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_EPOCHS = 30  # the Makefile's DEMO_TRAIN_ARGS
 INT8_FORMATS = ("tflite-int8", "onnx-int8")
+TFLITE_RUNTIME = "tflite-runtime==2.14"
 
 
 def _cli(*args: str) -> list[str]:
@@ -110,6 +111,7 @@ def export(run: Path, extra: list[str]) -> dict[str, Any]:
                     "status": r.get("status"),
                     "agreement": r.get("agreement"),
                     "max_abs_diff": r.get("max_abs_diff"),
+                    "accuracy_change": r.get("accuracy_change"),
                 }
                 for name, r in (result.get("runtimes") or {}).items()
             },
@@ -133,10 +135,9 @@ def done_seeds(results: Path) -> set[int]:
 def summary(results: Path) -> str:
     """A markdown table of the results file: one row per seed."""
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    head = "| seed | exit | Keras acc | " + " | ".join(
-        f"{f} (agreement, Δacc, variant; tried first)" for f in INT8_FORMATS
-    )
-    lines = [head + " | other formats |", "|" + "---|" * (4 + len(INT8_FORMATS))]
+    columns = " | ".join(f"{f} (agreement, Δacc, variant; tried first)" for f in INT8_FORMATS)
+    head = f"| seed | exit | Keras acc | {columns} | tflite-int8 in tflite-runtime 2.14 (agreement, max Δp, Δacc)"
+    lines = [head + " | other formats |", "|" + "---|" * (5 + len(INT8_FORMATS))]
     for row in sorted(rows, key=lambda r: r["seed"]):
         if "formats" not in row:
             lines.append(f"| {row['seed']} | {row.get('exit_code')} | — | {row.get('error', '')} |")
@@ -151,6 +152,13 @@ def summary(results: Path) -> str:
             change = f["accuracy_change"] * 100 if f["accuracy_change"] is not None else float("nan")
             cell = f"{f['status']} {f['agreement']:.2%}, {change:+.2f}, {f['variant'] or '—'}"
             cells.append(cell + (f"; {tried}" if tried else ""))
+        old = (row["formats"].get("tflite-int8") or {}).get("runtimes", {}).get(TFLITE_RUNTIME)
+        cells.append(
+            "—"
+            if not old or old["agreement"] is None
+            else f"{old['status']} {old['agreement']:.2%}, {old['max_abs_diff']:.3f}, "
+            + ("—" if old.get("accuracy_change") is None else f"{old['accuracy_change'] * 100:+.2f}")
+        )
         others = [n for n, f in row["formats"].items() if n not in INT8_FORMATS and f["status"] != "passed"]
         other = "all passed" if not others else "not passed: " + ", ".join(others)
         lines.append(

@@ -370,7 +370,8 @@ def _export_one(
         agree = scores.argmax(axis=1) == reference.argmax(axis=1)
         probe_images = pick_probe_images(images.images, images.labels, agree, DEFAULT_PROBES)
         probes = record_probes(classifier, staged, probe_images, fmt.precision, ctx)
-    embed_probes(staged, probes)  # self-check data for `edgeclf verify`; sha256 is taken after this
+    embed_probes(staged, probes)  # self-check data for `edgeclf verify`; size and sha256 are taken after this
+    size_bytes = staged.stat().st_size
     metrics = compare(reference, scores, images.labels)
     ctx._cache[f"scores:{fmt.name}"] = scores[:_VERIFY_IMAGES]
     inspection: Inspection = fmt.inspect(staged, ctx, fmt)
@@ -397,7 +398,7 @@ def _export_one(
         format=fmt.name,
         status=status,
         file=fmt.file_name,
-        size_bytes=len(converted.data),
+        size_bytes=size_bytes,
         seconds=round(seconds, 3),
         validation=validation,
         failures=tuple(failures),
@@ -410,7 +411,7 @@ def _export_one(
         format=fmt.name,
         precision=fmt.precision,
         file=fmt.file_name,
-        size_bytes=len(converted.data),
+        size_bytes=size_bytes,
         sha256=sha256_file(staged),
         backend=fmt.backend,
         inputs=tuple(inputs),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.embedded import EMBEDDED_KEY, append_tflite_metadata, read_tflite_payload
-from edge_runtime.probes import PROBES_KEY, encode_array
+from edge_runtime.probes import PROBES_KEY
 
 # Runs inside the tflite-runtime Python: the recorded inputs through that runtime, raw outputs as JSON.
 _REFERENCE_SCRIPT = """
@@ -75,6 +75,3 @@ def record_probes(classifier: Any, staged: Path, images: Any, precision: str, ct
         if other is not None:
             probes["outputs"]["tflite-runtime"] = other
     return probes
-
-
-__all__ = ["embed_probes", "encode_array", "record_probes", "tflite_runtime_reference"]

@@ -165,6 +165,10 @@ def serve(
             host=host,
             port=port,
             log_level="warning",
+            # No logging config of uvicorn's own: its handlers would hold on to the sys.stderr of the
+            # moment (a closed stream once an in-process caller such as a test runner restores it);
+            # warnings and errors still reach the current stderr through logging's last resort.
+            log_config=None,
             access_log=False,
             http="h11",
             loop="asyncio",

@@ -211,3 +211,19 @@ def test_dynamic_batch_exports_a_resizable_batch(tiny_run: Path, tmp_path: Path)
         assert artifact.details["batch"] == "dynamic"
         with Classifier.from_run(run, format=name) as classifier:
             assert classifier.scores(np.zeros((5, 32, 32, 3), np.uint8)).shape == (5, 2)
+
+
+@pytest.mark.parametrize("run_name", RUNS)
+@pytest.mark.parametrize("format_name", FORMATS)
+def test_each_file_carries_probes_that_verify_passes(exported: dict, run_name: str, format_name: str) -> None:
+    from edge_runtime.classifier import ClassifierOptions
+    from edge_runtime.embedded import read_embedded_payload
+    from edge_runtime.probes import verify_model
+
+    run, _report = exported[run_name]
+    artifact = Manifest.load(run).artifact(format_name)
+    embedded = read_embedded_payload(run / artifact.file)["probes"]
+    assert embedded == artifact.details["probes"]  # the file and the manifest carry the same probes
+    report = verify_model(run, ClassifierOptions(format=format_name, threads=1))
+    assert report.ok and report.probes >= 2, report.line()
+    assert report.integer == (artifact.outputs[0].dtype in ("uint8", "int8"))

@@ -7,6 +7,7 @@ A thread plays a Pi heating up while the benchmark runs: the temperature climbs 
 import csv
 import importlib.util
 import json
+import os
 import threading
 
 import pytest
@@ -28,6 +29,13 @@ def _fake_pi(root):
     return zone / "temp", firmware / "get_throttled"
 
 
+def _write(path, text):
+    """Replace a file's content at once: a reader never sees it empty (a real sysfs file never is)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def test_sustained_mode_records_latency_temperature_and_throttling_over_time(fixture_run, tmp_path):
     temp_file, throttled_file = _fake_pi(tmp_path / "sysfs")
     stop = threading.Event()
@@ -36,9 +44,9 @@ def test_sustained_mode_records_latency_temperature_and_throttling_over_time(fix
         temp = 50
         while not stop.wait(0.2):
             temp += 1
-            temp_file.write_text(f"{temp * 1000}\n")
+            _write(temp_file, f"{temp * 1000}\n")
             if temp >= 55:
-                throttled_file.write_text("40004\n")
+                _write(throttled_file, "40004\n")
 
     heater = threading.Thread(target=heat_up)
     heater.start()

@@ -320,13 +320,14 @@ def camera(
     if (width is None) != (height is None):
         raise EdgeclfError("--width and --height go together")
     size = (width, height) if width and height else None
+    threshold_value = parse_threshold(threshold)[0]
     cam_options = CameraOptions(
         source=source,
         every=every,
         max_frames=max_frames,
         duration=duration,
         top_k=top_k,
-        threshold=parse_threshold(threshold)[0],
+        threshold=threshold_value,
         retries=retries,
         read_timeout=read_timeout,
         size=size,
@@ -345,7 +346,7 @@ def camera(
 
         def on_frame(result: FrameResult) -> None:
             notifier.ping()
-            predictions, change = stabilizer.update(result.scores, top_k, threshold)
+            predictions, change = stabilizer.update(result.scores, top_k, threshold_value)
             if change is not None and sink is not None:
                 sink.send(change.to_dict())
             if stable != StableOptions():

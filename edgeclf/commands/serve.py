@@ -28,6 +28,7 @@ from edgeclf.commands.runtime import (
     WebhookOpt,
     _describe,
     _options,
+    parse_threshold,
 )
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -128,7 +129,7 @@ def serve(
         max_body=int(max_upload_mb * 1024 * 1024),
         read_timeout=request_timeout,
         source=source,
-        camera=CameraOptions(source=source, top_k=top_k, threshold=threshold, retries=retries),
+        camera=CameraOptions(source=source, top_k=top_k, threshold=parse_threshold(threshold)[0], retries=retries),
         stable=StableOptions(smooth=smooth, hold=hold),
         max_fps=max_fps,
         loop=loop,

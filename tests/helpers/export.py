@@ -27,7 +27,7 @@ def copy_run(run: Path, target: Path) -> Path:
 
 
 def listing(folder: Path) -> list[str]:
-    """Every entry of a folder (hidden ones too), sorted: what a failed export must leave unchanged."""
+    """Every entry of a folder (hidden ones too, not the run's lock), sorted: what a failed export must not change."""
     return sorted(p.name for p in folder.iterdir() if p.name != ".edgeclf.lock")
 
 

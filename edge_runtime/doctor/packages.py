@@ -63,9 +63,12 @@ try:
     from edge_runtime.backends import get_backend
     session = get_backend(sys.argv[1]).load(sys.argv[2], threads=1)
     tensor = session.inputs[0]
-    shape = [max(d, 1) for d in tensor.shape]
-    shape[0] = 1
-    session.run(np.zeros(shape, dtype=tensor.dtype))
+    # One image, and a batch of 4 when the batch dimension is dynamic: some kernels crash only on
+    # batches (tflite-runtime 2.14's aarch64 per-channel int8 Dense without bias, for one).
+    for batch in (1, 4) if tensor.shape[0] < 0 else (1,):
+        shape = [max(d, 1) for d in tensor.shape]
+        shape[0] = batch
+        session.run(np.zeros(shape, dtype=tensor.dtype))
     session.close()
     print(json.dumps({"ok": True}))
 except BaseException as e:

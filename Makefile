@@ -47,7 +47,7 @@ benchmark: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# -- The Pi-like installs (contract 7) ------------------------------------------------------------
+# -- The Pi-like installs ------------------------------------------------------------
 # Tiny exported models made by the real commands, then the runtime's tests in a venv with only the
 # `edge` extra (no TensorFlow) and in one with tflite-runtime 2.14 + NumPy 1.x (what older Pis have).
 FIXTURE_RUN   ?= .cache/fixture-run

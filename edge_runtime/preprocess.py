@@ -5,7 +5,7 @@ call :func:`preprocess`, so training and deployment cannot disagree on decoding,
 orientation or the resize filter. Rescaling to the network's range is *not* done here: it lives
 inside every model's graph, and every artifact takes 0–255 uint8 RGB.
 
-Traps closed here (see ``shared/FACTS.md``): EXIF orientation (Pillow does not apply it by
+Traps closed here (measured; see ``docs/stack.md``): EXIF orientation (Pillow does not apply it by
 itself), BGR frames from OpenCV and picamera2, RGBA / palette / CMYK / 16-bit / grayscale images,
 a resize filter that differs between training and inference, decompression bombs.
 """

@@ -175,7 +175,7 @@ class Bounds:
         }
 
 
-# Default bounds by family (shared FACTS / issue #3).
+# Default bounds by family (docs/export.md explains each).
 FP32_BOUNDS = Bounds(min_agreement=1.0, max_abs_diff=1e-4)
 # float16 weights in a deep network move its logits by a few hundredths: EfficientNet-Lite0 (16
 # blocks) gave max |Δp| 0.015 near p = 0.5 on the demo data with 100% top-1 agreement (0.0048 on

@@ -56,7 +56,7 @@ TFLITE_RUNTIME = "tflite-runtime==2.14"
 # `tests/helpers/tflite_runtime_table.py` (output in docs/export.md). Used only when no tflite-runtime
 # 2.14 Python is at hand to load the file for real; an operator above its entry, or not listed, is
 # reported as not known to load. FULLY_CONNECTED 12 (a per-channel dynamic-range Dense, TF >= 2.15)
-# is refused: "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'" (shared FACTS).
+# is refused: "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'" (docs/stack.md).
 TFLITE_RUNTIME_214_MAX_VERSIONS: dict[str, int] = {
     "ADD": 2,
     "CAST": 1,
@@ -73,7 +73,7 @@ TFLITE_RUNTIME_214_MAX_VERSIONS: dict[str, int] = {
     "RESHAPE": 1,
     "SOFTMAX": 2,
 }
-# The one operator version known to be refused by tflite-runtime 2.14 (shared FACTS).
+# The one operator version known to be refused by tflite-runtime 2.14 (docs/stack.md).
 _KNOWN_REFUSED = {"FULLY_CONNECTED": 12}
 
 _OP_NAMES: dict[int, str] | None = None
@@ -122,7 +122,7 @@ def per_channel_dense_without_bias(data: bytes) -> list[str]:
     """Names of int8 FULLY_CONNECTED weights quantised per channel whose bias is missing or all zero.
 
     tflite-runtime 2.14's aarch64 kernel (``FullyConnectedPerChannelInt8``) hands a NULL bias to
-    gemmlowp for these and segfaults in ``invoke()`` (shared FACTS, seen under qemu cortex-a72).
+    gemmlowp for these and segfaults in ``invoke()`` (docs/stack.md; seen under qemu cortex-a72).
     """
     schema = _schema()
     model = _read_model(data)
@@ -216,7 +216,7 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
             converter._experimental_disable_per_channel = True
         if not per_channel_dense:
             # Per-tensor Dense weights: FULLY_CONNECTED stays at a version tflite-runtime 2.14 has
-            # and avoids its aarch64 crash on per-channel int8 Dense layers (shared FACTS).
+            # and avoids its aarch64 crash on per-channel int8 Dense layers (docs/stack.md).
             converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         details["per_channel"] = quant.per_channel
         details["per_channel_dense"] = per_channel_dense

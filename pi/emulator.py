@@ -16,7 +16,7 @@ What is built, all under ``.cache/pi/`` (gitignored) and reused while its inputs
 * ``project/`` — this checkout built as a wheel and installed with ``--no-deps`` on every run, so the
   code under test is always the current one (it is pure Python: one copy serves both architectures).
 
-Two traps (shared FACTS): qemu shows the guest the *host's* x86 ``/proc/cpuinfo`` and onnxruntime then
+Two traps (measured; docs/stack.md): qemu shows the guest the *host's* x86 ``/proc/cpuinfo`` and onnxruntime then
 crashes at import — qemu reads ``sysroot/proc/cpuinfo`` instead when it exists, so we write an ARM one
 for the chosen core; and qemu's default ``-cpu max`` has given wrong int8 results through XNNPACK, so
 the Pi's core is always named.

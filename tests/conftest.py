@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 ``tiny_run`` / ``tiny_run_softmax`` are real run folders made by the real :func:`trainer.train` on a
-small generated data set (contract 4): every stage downstream of training (export, runtime,
+small generated data set: every stage downstream of training (export, runtime,
 benchmarks) tests against them. They need TensorFlow and skip cleanly without it.
 """
 
@@ -68,7 +68,7 @@ def tiny_run_softmax(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def fixture_run() -> Path:
-    """The exported models of ``make fixture-models`` (contract 7), found via ``$EDGECLF_FIXTURE_RUN``.
+    """The exported models of ``make fixture-models``, found via ``$EDGECLF_FIXTURE_RUN``.
 
     Lets the runtime's unit tests run real model files in venvs without TensorFlow. Skips when the
     variable is unset (a plain ``make test``); fails when it is set but the folder is not a run.

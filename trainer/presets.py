@@ -15,7 +15,7 @@ number of classes.
 Importing this module is cheap: Keras is imported inside the functions that need it.
 BatchNormalization momentum is 0.9 everywhere (``keras.applications`` backbones are patched from
 their 0.999): with ~13 steps an epoch the default momentum leaves the moving statistics so far
-behind that the inference-mode output stays constant for 20+ epochs (see ``shared/FACTS.md``).
+behind that the inference-mode output stays constant for 20+ epochs (see ``docs/stack.md``).
 """
 
 from __future__ import annotations

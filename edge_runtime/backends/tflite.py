@@ -18,7 +18,7 @@ from edge_runtime.errors import BackendUnavailableError, InputShapeError, ModelL
 from edge_runtime.manifest import TensorInfo
 
 # tflite-runtime 2.14 is built against NumPy 1.x: with NumPy 2 it imports, then fails when an
-# Interpreter is created (shared FACTS). Recognise that message and say what to install.
+# Interpreter is created (docs/stack.md). Recognise that message and say what to install.
 _NUMPY_ABI_HINTS = ("compiled using NumPy 1.x", "_ARRAY_API not found", "numpy.core.multiarray failed to import")
 
 

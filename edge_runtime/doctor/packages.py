@@ -1,6 +1,6 @@
 """Checks of the Python packages: interpreters, NumPy ABI mismatches, and which model files load.
 
-Facts about the target Python are gathered in a subprocess (:data:`FACTS_CODE`), so the doctor can
+Facts about the target Python are gathered in a subprocess (:data:`PROBE_CODE`), so the doctor can
 examine another venv (``System.python``) and survive a package that crashes on import.
 """
 
@@ -27,7 +27,7 @@ APT_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 APT_NUMPY_MODULES = ("simplejpeg", "picamera2")
 ABI_MESSAGES = ("compiled using NumPy 1.x", "_ARRAY_API not found", "numpy.dtype size changed", "multiarray failed")
 
-FACTS_CODE = """
+PROBE_CODE = """
 import importlib.metadata as md, importlib.util as u, json, platform, struct, sys
 def ver(d):
     try:
@@ -78,7 +78,7 @@ except BaseException as e:
 
 def python_facts(system: System) -> dict[str, Any]:
     """Versions and import locations of the relevant packages in ``system.python``."""
-    facts = system.run_python(FACTS_CODE, ",".join(DISTS), ",".join(MODULES))
+    facts = system.run_python(PROBE_CODE, ",".join(DISTS), ",".join(MODULES))
     facts.setdefault("versions", {})
     facts.setdefault("origins", {})
     return facts

@@ -37,7 +37,7 @@ def make_dense_run(tiny_run: Path, target: Path, *, hidden: int | None = 32) -> 
     It converts in well under a second per format (the `default` preset takes seconds), and its
     Dense layer is big enough to be quantised: dynamic-range quantisation leaves small weight
     tensors in float, and this one becomes the per-channel FULLY_CONNECTED v12 that tflite-runtime
-    2.14 refuses (shared FACTS). Trained for a few epochs on the run's own data so its scores mean something.
+    2.14 refuses (docs/stack.md). Trained for a few epochs on the run's own data so its scores mean something.
 
     ``hidden=None`` puts the 1-unit sigmoid Dense straight on the 1800 flattened features: TF then
     quantises that Dense per channel in dynamic range whatever the converter flags say (FULLY_CONNECTED

@@ -148,7 +148,7 @@ def test_operator_versions_and_compatibility_are_recorded(exported: dict, format
     if artifact.file.endswith(".tflite"):
         assert "CONV_2D" in artifact.op_versions or "DEPTHWISE_CONV_2D" in artifact.op_versions
         assert all(isinstance(v, int) and v >= 1 for v in artifact.op_versions.values())
-        # A static batch of 1 keeps the shape arithmetic of a dynamic batch out of the graph (FACTS).
+        # A static batch of 1 keeps the shape arithmetic of a dynamic batch out of the graph (docs/stack.md).
         assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(artifact.op_versions)
         assert artifact.compatibility["litert"] == "ok"
         assert "tflite-runtime==2.14" in artifact.compatibility

@@ -10,7 +10,7 @@ Two fixtures:
 
 - ``tiny_run`` (the shared session fixture, trained by the real trainer), exported by the real
   exporter. Its 2-epoch model currently outputs the same probability for every image (BatchNorm's
-  moving statistics have not caught up after a few steps, see shared FACTS), so parity on it can
+  moving statistics have not caught up after a few steps, see docs/stack.md), so parity on it can
   hardly fail; ``test_tiny_run_is_sensitive`` says so (strict xfail) until the fixture is fixed.
 - ``sensitive_run``: a small network with fixed, hand-set weights whose decision depends, in
   comparable measure, on colour (mean R − B), on fine texture (a horizontal difference of green) and on

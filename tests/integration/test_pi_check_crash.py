@@ -1,4 +1,4 @@
-"""pi-check on a file that really crashes tflite-runtime 2.14 on aarch64 (shared FACTS).
+"""pi-check on a file that really crashes tflite-runtime 2.14 on aarch64 (docs/stack.md).
 
 A full-int8 model whose Dense layer is quantised per channel with an all-zero bias (the converter
 drops it) segfaults tflite-runtime 2.14's aarch64 kernel in ``invoke()`` when a batch is run. Unmarked,

@@ -150,7 +150,7 @@ def test_count_flops_of_the_seed_network():
     preset = get_preset("seed")
     flops = count_flops(preset.build(preset.input_spec(), 2))
     assert flops == expected
-    assert flops == pytest.approx(0.75e9, rel=0.02)  # shared/FACTS.md: ≈0.75 GFLOP a frame
+    assert flops == pytest.approx(0.75e9, rel=0.02)  # the seed CNN is ≈0.75 GFLOP a frame (docs/stack.md)
 
 
 def test_count_flops_of_separable_and_nested_layers():
@@ -184,7 +184,7 @@ def test_batchnorm_momentum_is_low_enough_for_small_data(built, name):
 
 
 def test_batchnorm_statistics_catch_up_within_a_few_steps():
-    """The FACTS.md trap: with momentum 0.99 the inference-mode output stayed constant on small data."""
+    """docs/stack.md: with BatchNorm momentum 0.99 the inference-mode output stayed constant on small data."""
     keras.utils.set_random_seed(0)
     preset = get_preset("dsnet")
     model = preset.build(_spec(), 2)

@@ -171,7 +171,7 @@ def test_the_model_sees_rgb_from_opencvs_bgr_frames(clf, tmp_path):
 @pytest.mark.parametrize(("pixel_format", "channels"), [("RGB888", 3), ("XRGB8888", 4), ("BGR888", 3)])
 def test_picamera2_byte_orders_reach_the_model_as_rgb(clf, pixel_format, channels):
     order = Picamera2Source(pixel_format=pixel_format).color_order
-    # how picamera2 lays out a pure red pixel in each format (FACTS: "RGB888" is B, G, R bytes)
+    # how picamera2 lays out a pure red pixel in each format (docs/stack.md: "RGB888" is B, G, R bytes)
     layout = {"RGB888": [0, 0, 255], "XRGB8888": [0, 0, 255, 255], "BGR888": [255, 0, 0]}[pixel_format]
     frame = np.tile(np.array(layout, np.uint8), (48, 64, 1))
     assert frame.shape[2] == channels

@@ -375,7 +375,7 @@ def compare(
 
 
 def _judge(
-    bounds: Any, reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str]
+    bounds: Any, reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """:func:`compare` plus ``"failures"``: one line per bound ``scores`` miss."""
     metrics = compare(reference, scores, labels, names)

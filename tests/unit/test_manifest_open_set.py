@@ -30,7 +30,7 @@ def test_open_set_survives_json_and_is_embedded_in_each_file():
         ({"temperature": 1.0, "version": 2}, "open_set version 2 is not supported"),
         ({"temperature": 0.0}, "temperature must be a positive number"),
         ({"temperature": 1.0, "threshold": 1.5}, "threshold must be between 0 and 1"),
-        ({"threshold": 0.5}, "malformed open_set entry"),
+        ({"threshold": 0.5}, "field 'open_set' is malformed"),
         ("0.9", "should be an object"),
     ],
 )

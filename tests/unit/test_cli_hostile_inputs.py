@@ -11,67 +11,23 @@ import struct
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 pytest.importorskip("typer", reason="the command line needs typer")
+from helpers.fake_backend import make_fake_run
 from typer.testing import CliRunner
 
-from edge_runtime.backends import BACKENDS, Backend, Session
 from edge_runtime.backends.base import max_threads
 from edge_runtime.classifier import ClassifierOptions
 from edge_runtime.errors import InputShapeError
-from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
 from edge_runtime.preprocess import DEFAULT_MAX_PIXELS, MAX_IMAGE_SIDE
 from edgeclf.cli import app
-
-IN = TensorInfo("images", "uint8", (1, 8, 8, 3))
-OUT = TensorInfo("scores", "float32", (1, 1))
-
-
-class _RedSession(Session):
-    backend_name = "fake"
-
-    def __init__(self, path, threads):
-        self.path, self.threads = Path(path), threads
-        self.inputs, self.outputs = (IN,), (OUT,)
-
-    def set_input(self, batch):
-        self._batch = self.check_batch(batch)
-
-    def invoke(self):
-        self._out = self._batch[..., 0].mean(axis=(1, 2), dtype=np.float32)[:, None] / 255.0
-
-    def get_output(self):
-        return self._out.copy()
-
-    def close(self):
-        pass
-
-
-class _RedBackend(Backend):
-    def available(self):
-        return True
-
-    def load(self, path, threads=None):
-        return _RedSession(path, threads or 1)
-
-    def _load(self, module, path, threads):  # pragma: no cover - load() is overridden
-        raise NotImplementedError
 
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):
-    monkeypatch.setitem(BACKENDS, "fake", _RedBackend("fake", "fake", (".fake",), "nothing to install"))
-    folder = tmp_path / "run"
-    folder.mkdir()
-    model = folder / "model_fake.fake"
-    model.write_bytes(b"stand-in model")
-    artifact = Artifact("fake", "fp32", model.name, model.stat().st_size, sha256_file(model), "fake", (IN,), (OUT,))
-    Manifest(("cars", "elephants"), InputSpec(8, 8), "sigmoid", "test", artifacts=(artifact,)).save(folder)
-    return folder
+    return make_fake_run(tmp_path / "run", monkeypatch)
 
 
 def _invoke(*args):

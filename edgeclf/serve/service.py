@@ -25,7 +25,7 @@ import numpy as np
 
 from edge_runtime.board import read_board
 from edge_runtime.camera import CameraOptions, FrameResult, FrameSource, run_camera, source_factory
-from edge_runtime.classifier import Classifier, Prediction, top_predictions
+from edge_runtime.classifier import Classifier, Prediction
 from edge_runtime.notify import Notifier
 from edge_runtime.preprocess import load_image
 from edge_runtime.stable import LabelChange, LabelStabilizer, StableOptions
@@ -89,10 +89,15 @@ class SharedClassifier:
         with self.lock:
             return self.inner.scores(batch)
 
+    def predictions(
+        self, scores: np.ndarray, top_k: int | None = None, threshold: float | None = None
+    ) -> list[Prediction]:
+        """:meth:`Classifier.predictions` (numpy only, no interpreter: needs no lock)."""
+        return self.inner.predictions(scores, top_k, threshold)
+
     def classify(self, source: Any) -> list[Prediction]:
-        """Like :meth:`Classifier.classify` with the options' top-k and threshold."""
-        scores = self.scores(self.preprocess(source))[0]
-        return top_predictions(scores, self.labels, self.inner.options.top_k, self.inner.options.threshold)
+        """Like :meth:`Classifier.classify` with the options' top-k and threshold (and ``unknown``)."""
+        return self.predictions(self.scores(self.preprocess(source))[0])
 
 
 class PacedSource(FrameSource):

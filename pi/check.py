@@ -30,10 +30,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -61,6 +63,8 @@ PROBE = Path(__file__).resolve().parent / "probe.py"
 # Same thread count on both sides: float results must not depend on how work was split.
 THREADS = 2
 PROCESS_TIMEOUT = 600
+# Starting edgeclf serve under qemu (imports, the self-check) took about a minute under load here.
+SERVE_START_TIMEOUT = 240
 
 
 # -- running one process and reading what happened ------------------------------------------------
@@ -321,12 +325,15 @@ def check(options: argparse.Namespace) -> int:
         data_root = Path(str(manifest.data.get("root", ""))) if manifest.data.get("root") else None
         guide = next((f for f in flavours if f.name == "edge-numpy1"), flavours[0])  # the guide's install
         benchmark = pool.submit(_benchmark_run, built.target(guide.name, GUEST_ARCH), run_dir, data_root, work)
+        served = pool.submit(_serve_run, built.target(guide.name, GUEST_ARCH), run_dir, images[0], labels, work)
         for group in groups:
             verdicts.extend(group.result())
         tests.update({name: job.result() for name, job in test_jobs.items()})
         if benchmark.result() is not None:
             verdicts.append(benchmark.result())
             _log_verdict(verdicts[-1])
+        verdicts.append(served.result())
+        _log_verdict(verdicts[-1])
     shutil.rmtree(work, ignore_errors=True)
 
     report = {
@@ -442,6 +449,71 @@ def _benchmark_run(pi_target: Target, run_dir: Path, data: Path | None, work: Pa
     return Verdict(
         pi_target.flavour.name, "all", "edgeclf benchmark --sweep threads", str(run_dir), None, passed,
         ("ok" if passed else "FAIL") + f" ({detail})", detail, pi=_brief(outcome),
+    )  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve_run(pi_target: Target, run_dir: Path, image: Path, labels: Sequence[str], work: Path) -> Verdict:
+    """``edgeclf serve RUN`` on the Pi's install: its self-check passes, ``/healthz`` and ``/api/classify`` answer.
+
+    qemu-user shares this machine's network, so the emulated server listens on a loopback port here.
+    """
+    serve_site = emulator.build_extra_site("serve", GUEST_ARCH)
+    env = pi_target.env()
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(serve_site)])
+    port = _free_port()
+    args = ["-m", "edgeclf.cli", "serve", str(run_dir), "--port", str(port), "--threads", "1"]
+    base = f"http://127.0.0.1:{port}"
+    start = time.perf_counter()
+    proc = subprocess.Popen(pi_target.command(args), env=env, cwd=work, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, errors="replace")  # fmt: skip
+    health: dict = {}
+    answer: dict = {}
+    problem = ""
+    try:
+        while time.perf_counter() - start < SERVE_START_TIMEOUT and not health:
+            if proc.poll() is not None:
+                problem = f"exited with {proc.returncode} before answering"
+                break
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+                    health = json.loads(response.read())
+            except OSError:
+                time.sleep(1)
+        if health:
+            request = urllib.request.Request(base + "/api/classify", data=image.read_bytes(), method="POST")
+            request.add_header("Content-Type", "application/octet-stream")
+            with urllib.request.urlopen(request, timeout=120) as response:
+                answer = json.loads(response.read())
+        elif not problem:
+            problem = f"no answer from /healthz after {SERVE_START_TIMEOUT} s"
+    except OSError as error:
+        problem = f"/api/classify: {error}"
+    finally:
+        proc.terminate()
+        try:
+            _, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+    checked = bool(health) and (health.get("self_check") or {}).get("ok") is True
+    passed = checked and health.get("status") == "ok" and answer.get("label") in labels and not problem
+    if passed:
+        detail = (
+            f"/healthz: {health['format']} in {health['backend']}, self-check passed; "
+            f"/api/classify {image.name}: {answer['label']} {answer['score']:.3f}"
+        )
+    else:
+        last = [line for line in (stderr or "").splitlines() if line.strip()][-3:]
+        detail = f"{problem or 'unexpected answer'}; health {health}; answer {answer}; stderr: {' | '.join(last)}"
+    return Verdict(
+        pi_target.flavour.name, "all", "edgeclf serve (/healthz, /api/classify)", str(run_dir), None, passed,
+        ("ok" if passed else "FAIL") + f" ({detail})", detail,
     )  # fmt: skip
 
 

@@ -476,6 +476,34 @@ def build_site(flavour: Flavour, arch: str, wheel: Path) -> Path:
     return site
 
 
+def build_extra_site(extra: str, arch: str) -> Path:
+    """The wheels of one of the project's extras (e.g. ``serve``) for ``arch``, in a site of their own (cached).
+
+    Kept apart from the flavours' sites: the runtime's own tests, which pi-check runs in those sites,
+    start ``edgeclf serve`` as a child process, and qemu-user cannot exec an aarch64 child itself.
+    """
+    site = CACHE / "site" / f"extra-{extra}-{arch}"
+    requirements = project_dependencies()["extras"][extra]  # type: ignore[index]
+    constraints = (ROOT / "constraints.txt").read_text()
+    key = fingerprint(extra, arch, requirements, constraints)
+    if stamp_matches(site, key):
+        return site
+    log(f"installing the {extra} extra's wheels for {arch}: {' '.join(requirements)}")
+    site.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f"extra-{extra}-{arch}.", dir=site.parent))
+    constraints_file = build.with_suffix(".constraints.txt")
+    constraints_file.write_text(constraints)
+    try:
+        pip_target(build, requirements, arch=arch, constraints=constraints_file)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    finally:
+        constraints_file.unlink(missing_ok=True)
+    replace_dir(build, site, key)
+    return site
+
+
 def installed_versions(site: Path) -> dict[str, str]:
     """``{distribution: version}`` read from the ``*.dist-info`` folders of a ``--target`` dir."""
     versions = {}

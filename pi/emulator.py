@@ -445,27 +445,19 @@ def pip_target(
         raise SystemExit(f"pip failed ({' '.join(cmd)}):\n{result.stderr}{result.stdout}")
 
 
-def build_site(flavour: Flavour, arch: str, wheel: Path) -> Path:
-    """Install ``flavour``'s wheels for ``arch`` into ``.cache/pi/site/<flavour>-<arch>`` (cached)."""
-    site = CACHE / "site" / f"{flavour.name}-{arch}"
-    constraints = constraints_for(flavour)
-    key = fingerprint(dataclasses.asdict(flavour), arch, constraints, project_dependencies(), TEST_REQUIREMENTS)
-    if stamp_matches(site, key):
-        return site
-    log(f"installing {flavour.name} wheels for {arch}: {flavour.description}")
+def _install_site(site: Path, key: str, requirements: list[str], arch: str, constraints: str, tidy=None) -> None:
+    """``pip install --target`` into a fresh folder, then swap it in for ``site`` with stamp ``key``.
+
+    ``tidy(build)`` runs on the fresh folder before the swap; a failure leaves neither a half-made site nor its stamp.
+    """
     site.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f"{flavour.name}-{arch}.", dir=site.parent))
+    build = Path(tempfile.mkdtemp(prefix=f"{site.name}.", dir=site.parent))
     constraints_file = build.with_suffix(".constraints.txt")
     constraints_file.write_text(constraints)
     try:
-        requirements = [r.replace("{project}", str(wheel)) for r in (*flavour.requirements, *TEST_REQUIREMENTS)]
         pip_target(build, requirements, arch=arch, constraints=constraints_file)
-        # The project itself comes from .cache/pi/project (rebuilt every run), not from this cache.
-        for name in ("edge_runtime", "edgeclf", "trainer", "exporter", "benchmarks", "bin"):
-            shutil.rmtree(build / name, ignore_errors=True)
-        for info in build.glob("edgeclf-*.dist-info"):
-            shutil.rmtree(info)
-        (build / "versions.json").write_text(json.dumps(installed_versions(build), indent=1, sort_keys=True))
+        if tidy is not None:
+            tidy(build)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -473,6 +465,26 @@ def build_site(flavour: Flavour, arch: str, wheel: Path) -> Path:
         constraints_file.unlink(missing_ok=True)
     replace_dir(build, site, key)
     log(f"{site.name}: {dir_size(site) / 2**20:.0f} MiB")
+
+
+def _drop_project(build: Path) -> None:
+    # The project itself comes from .cache/pi/project (rebuilt every run), not from this cache.
+    for name in ("edge_runtime", "edgeclf", "trainer", "exporter", "benchmarks", "bin"):
+        shutil.rmtree(build / name, ignore_errors=True)
+    for info in build.glob("edgeclf-*.dist-info"):
+        shutil.rmtree(info)
+    (build / "versions.json").write_text(json.dumps(installed_versions(build), indent=1, sort_keys=True))
+
+
+def build_site(flavour: Flavour, arch: str, wheel: Path) -> Path:
+    """Install ``flavour``'s wheels for ``arch`` into ``.cache/pi/site/<flavour>-<arch>`` (cached)."""
+    site = CACHE / "site" / f"{flavour.name}-{arch}"
+    constraints = constraints_for(flavour)
+    key = fingerprint(dataclasses.asdict(flavour), arch, constraints, project_dependencies(), TEST_REQUIREMENTS)
+    if not stamp_matches(site, key):
+        log(f"installing {flavour.name} wheels for {arch}: {flavour.description}")
+        requirements = [r.replace("{project}", str(wheel)) for r in (*flavour.requirements, *TEST_REQUIREMENTS)]
+        _install_site(site, key, requirements, arch, constraints, tidy=_drop_project)
     return site
 
 
@@ -483,24 +495,12 @@ def build_extra_site(extra: str, arch: str) -> Path:
     start ``edgeclf serve`` as a child process, and qemu-user cannot exec an aarch64 child itself.
     """
     site = CACHE / "site" / f"extra-{extra}-{arch}"
-    requirements = project_dependencies()["extras"][extra]  # type: ignore[index]
+    requirements = list(project_dependencies()["extras"][extra])  # type: ignore[index]
     constraints = (ROOT / "constraints.txt").read_text()
     key = fingerprint(extra, arch, requirements, constraints)
-    if stamp_matches(site, key):
-        return site
-    log(f"installing the {extra} extra's wheels for {arch}: {' '.join(requirements)}")
-    site.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f"extra-{extra}-{arch}.", dir=site.parent))
-    constraints_file = build.with_suffix(".constraints.txt")
-    constraints_file.write_text(constraints)
-    try:
-        pip_target(build, requirements, arch=arch, constraints=constraints_file)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
-    finally:
-        constraints_file.unlink(missing_ok=True)
-    replace_dir(build, site, key)
+    if not stamp_matches(site, key):
+        log(f"installing the {extra} extra's wheels for {arch}: {' '.join(requirements)}")
+        _install_site(site, key, requirements, arch, constraints)
     return site
 
 

@@ -269,9 +269,7 @@ def plan_rows(manifest: Manifest, config: BenchmarkConfig, run_dir: Path) -> tup
         entries.append(Entry(artifact.format, artifact.format, None, status))
         suffix = Path(artifact.file).suffix.lower()
         for backend in config.backends:
-            known = BACKENDS.get(backend)
-            if known is None:
-                raise EdgeclfError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+            known = BACKENDS.get(backend)  # an unknown name raises UnknownNameError listing the known ones
             if suffix in known.suffixes and backend != artifact.backend:
                 entries.append(Entry(f"{artifact.format} ({backend})", artifact.format, backend, status))
     return entries, reference

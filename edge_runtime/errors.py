@@ -69,3 +69,17 @@ def missing_extra(what: str, extra: str) -> BackendUnavailableError:
 
 class SelfCheckError(EdgeclfError):
     """A model file no longer reproduces the outputs recorded for it at export (``edgeclf verify``)."""
+
+
+class ConfigError(EdgeclfError):
+    """An option or a config value is out of range, of the wrong kind, or names nothing known."""
+
+
+class UnknownNameError(ConfigError):
+    """A name looked up in a registry (preset, export format, backend, target) is not registered."""
+
+    def __init__(self, kind: str, name: object, known: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known) or '(none registered)'}")

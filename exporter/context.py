@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.manifest import Manifest
+from edge_runtime.registry import Registry
 
 # Runtimes ``--target`` can name, and what each means.
-TARGETS = {
-    "tflite-runtime": "tflite-runtime 2.14 (the last release, on many Raspberry Pis)",
-}
+TARGETS: Registry[str] = Registry("target")
+TARGETS.register("tflite-runtime", "tflite-runtime 2.14 (the last release, on many Raspberry Pis)")
 
 
 @dataclass

@@ -674,8 +674,8 @@ def _export_locked(
     run_dir = Path(run_dir)
     manifest = Manifest.load(run_dir)
     selected = _resolve_formats(config.formats)
-    if config.target is not None and config.target not in TARGETS:
-        raise ExportError(f"unknown --target {config.target!r}; known: {', '.join(TARGETS)}")
+    if config.target is not None:
+        TARGETS.get(config.target)  # an unknown name raises UnknownNameError listing the known ones
     unknown_bounds = sorted(set(config.bounds) - set(all_formats()))
     if unknown_bounds:
         raise ExportError(f"bounds given for unknown formats {unknown_bounds}; known: {', '.join(all_formats())}")

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_runtime.errors import ExportError
 from edge_runtime.manifest import RuntimeCheck
+from edge_runtime.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from exporter.context import ConversionContext
@@ -243,39 +243,34 @@ class ExportFormat:
         return f"model_{self.name}{self.suffix}"
 
 
-_FORMATS: dict[str, ExportFormat] = {}
-
-
-def register_format(fmt: ExportFormat) -> ExportFormat:
-    """Add ``fmt`` to the registry (a later registration of the same name replaces it)."""
-    _FORMATS[fmt.name] = fmt
-    return fmt
-
-
 def _load_builtins() -> None:
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
 
 
+# The built-in formats register themselves when their modules are first imported (on first lookup).
+FORMATS: Registry[ExportFormat] = Registry("export format", loader=_load_builtins)
+
+
+def register_format(fmt: ExportFormat) -> ExportFormat:
+    """Add ``fmt`` to the registry (registering a name twice warns; the later one replaces it)."""
+    return FORMATS.register(fmt.name, fmt)
+
+
 def all_formats() -> dict[str, ExportFormat]:
     """All registered formats, by name, in registration order."""
-    _load_builtins()
-    return dict(_FORMATS)
+    return dict(FORMATS)
 
 
 def format_names() -> tuple[str, ...]:
     """Names of all registered formats."""
-    return tuple(all_formats())
+    return FORMATS.names()
 
 
 def get_format(name: str) -> ExportFormat:
     """Return the format registered as ``name``.
 
     Raises:
-        ExportError: unknown name (the message lists the known ones).
+        UnknownNameError: unknown name (the message lists the known ones).
     """
-    known = all_formats()
-    try:
-        return known[name]
-    except KeyError:
-        raise ExportError(f"unknown export format {name!r}; known: {', '.join(known)}") from None
+    return FORMATS.get(name)

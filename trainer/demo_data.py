@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from edge_runtime.errors import DatasetError
+from edge_runtime.errors import ConfigError, DatasetError
 
 __all__ = ["CLASSES", "SPLITS", "DemoDataSpec", "generate_demo_dataset", "is_complete_demo_dataset", "render_demo_jpeg"]
 
@@ -240,7 +240,7 @@ def render_demo_jpeg(kind: str, size: tuple[int, int], *, seed: tuple[int, ...])
 def render_demo_image(kind: str, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
     """Draw one synthetic RGB photo of ``kind`` with the generator ``rng`` (before JPEG coding)."""
     if kind not in CLASSES:
-        raise ValueError(f"unknown demo class {kind!r}; known: {', '.join(CLASSES)}")
+        raise ConfigError(f"unknown demo class {kind!r}; known: {', '.join(CLASSES)}")
     width, height = size
     horizon = rng.uniform(0.3, 0.65)
     canvas = _background(size, horizon, rng)

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_runtime.errors import EdgeclfError
+from edge_runtime.errors import ConfigError, EdgeclfError
 from edge_runtime.manifest import InputSpec
+from edge_runtime.registry import Registry
 from trainer.augment import SEED_AUGMENT, AugmentSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,11 +83,11 @@ class Preset:
 
     def __post_init__(self) -> None:
         if self.architecture not in _BUILDERS:
-            raise ValueError(f"unknown architecture {self.architecture!r}")
+            raise ConfigError(f"unknown architecture {self.architecture!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {OPTIMIZERS}")
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; known: {OPTIMIZERS}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; known: {LR_SCHEDULES}")
+            raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; known: {LR_SCHEDULES}")
 
     # ------------------------------------------------------------------ contract
     def build(self, spec: InputSpec, num_classes: int, weights: str | None = None) -> keras.Model:
@@ -539,16 +540,15 @@ _DEFAULT = dataclasses.replace(
     "head fitted on cached features; chosen by measurement on real photos (docs/presets.md).",
 )
 
-PRESETS: dict[str, Preset] = {preset.name: preset for preset in (*_PRESET_LIST, _DEFAULT, *_LITE_PRESETS)}
+PRESETS: Registry[Preset] = Registry("preset")
+for _preset in (*_PRESET_LIST, _DEFAULT, *_LITE_PRESETS):
+    PRESETS.register(_preset.name, _preset)
 
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``.
 
     Raises:
-        EdgeclfError: unknown name (the message lists the known ones).
+        UnknownNameError: unknown name (the message lists the known ones).
     """
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise EdgeclfError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+    return PRESETS.get(name)

@@ -18,9 +18,12 @@ from edge_runtime.backends.litert import BACKEND as _LITERT
 from edge_runtime.backends.onnxruntime import BACKEND as _ONNXRUNTIME
 from edge_runtime.backends.tflite_runtime import BACKEND as _TFLITE_RUNTIME
 from edge_runtime.errors import BackendUnavailableError, EdgeclfError
+from edge_runtime.registry import Registry
 
 # Registration order is preference order for a suffix: litert before tflite-runtime.
-BACKENDS: dict[str, Backend] = {b.name: b for b in (_LITERT, _TFLITE_RUNTIME, _ONNXRUNTIME)}
+BACKENDS: Registry[Backend] = Registry("backend")
+for _backend in (_LITERT, _TFLITE_RUNTIME, _ONNXRUNTIME):
+    BACKENDS.register(_backend.name, _backend)
 
 __all__ = ["BACKENDS", "Backend", "Session", "backend_for", "default_threads", "get_backend"]
 
@@ -29,12 +32,9 @@ def get_backend(name: str) -> Backend:
     """Return the backend registered as ``name``.
 
     Raises:
-        EdgeclfError: unknown name (the message lists the known ones).
+        UnknownNameError: unknown name (the message lists the known ones).
     """
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise EdgeclfError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}") from None
+    return BACKENDS.get(name)
 
 
 def backend_for(path: str | Path, preferred: str | None = None) -> Backend:

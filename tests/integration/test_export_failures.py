@@ -43,10 +43,8 @@ def temporary_format(monkeypatch: pytest.MonkeyPatch):
     """Register a format for one test only."""
     import exporter.formats as registry
 
-    registry.all_formats()  # load the built-in formats first, so the monkeypatched dict holds them
-
     def add(fmt: ExportFormat) -> ExportFormat:
-        monkeypatch.setitem(registry._FORMATS, fmt.name, fmt)
+        monkeypatch.setitem(registry.FORMATS, fmt.name, fmt)
         return fmt
 
     return add

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from edge_runtime.errors import ExportError
+from edge_runtime.errors import ExportError, UnknownNameError
 from exporter import Bounds, Calibration, ExportConfig, Quantization, all_formats, format_names, get_format
 from exporter.config import parse_bounds
 from exporter.formats import FP16_BOUNDS, FP32_BOUNDS, INT8_BOUNDS, Variant, apply_variant
@@ -42,7 +42,7 @@ def test_each_format_has_its_precision_quantisation_and_bounds(name, precision, 
 
 
 def test_unknown_format_names_the_known_ones() -> None:
-    with pytest.raises(ExportError, match=r"unknown export format 'tflite-int4'; known: tflite-fp32, .*onnx-int8"):
+    with pytest.raises(UnknownNameError, match=r"unknown export format 'tflite-int4'; known: tflite-fp32, .*onnx-int8"):
         get_format("tflite-int4")
 
 

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from edgeclf.commands.choices import FORMATS_FLAGS, backend_list, export_format_list, split_names
+
 
 class Reference(str, Enum):
     """What the agreement and max |Δp| columns compare against."""
@@ -30,12 +32,8 @@ class Sweep(str, Enum):
     size = "size"
 
 
-def _split_list(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for raw in values or () for v in raw.split(",") if v.strip())
-
-
 def _ints(values: list[str] | None, default: tuple[int, ...]) -> tuple[int, ...]:
-    items = _split_list(values)
+    items = split_names(values)
     if not items:
         return default
     try:
@@ -57,14 +55,15 @@ def benchmark(
     formats: Annotated[
         list[str] | None,
         typer.Option(
-            "--formats", "-f", help="Formats to measure, repeated or comma-separated (default: all exported)."
+            *FORMATS_FLAGS,
+            help=f"Formats to measure, repeated or comma-separated: {export_format_list()} (default: all exported).",
         ),
     ] = None,
     backends: Annotated[
         list[str] | None,
         typer.Option(
             "--backend",
-            help="Also run each file with this backend (e.g. tflite-runtime), repeated or comma-separated.",
+            help=f"Also run each file with this backend ({backend_list()}), repeated or comma-separated.",
         ),
     ] = None,
     reference: Annotated[
@@ -102,7 +101,7 @@ def benchmark(
         typer.Option(
             "--duration",
             min=1.0,
-            help="Sustained mode: run one format (the first of --formats, else the default one) back to back "
+            help="Sustained mode: run one format (the first --format, else the default one) back to back "
             "for this many seconds; latency over time next to CPU temperature, clock and throttle flags.",
         ),
     ] = None,
@@ -110,15 +109,15 @@ def benchmark(
 ) -> None:
     """Measure the Keras model and every exported format on the same images: accuracy, agreement, latency, memory."""
     if duration is not None:
-        _sustained(run_dir, _split_list(formats), threads, duration, board_root, out, plots, as_json)
+        _sustained(run_dir, split_names(formats), threads, duration, board_root, out, plots, as_json)
         return
     from benchmarks.config import DEFAULT_SWEEP_SIZES, BenchmarkConfig
 
     config = BenchmarkConfig(
         run_dir=run_dir,
         data=data,
-        formats=_split_list(formats),
-        backends=_split_list(backends),
+        formats=split_names(formats),
+        backends=split_names(backends),
         reference=reference.value,
         runs=runs,
         e2e_runs=e2e_runs,

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from edgeclf.commands.choices import FORMATS_FLAGS, export_format_list, split_names, target_choices
 from exporter.config import DEFAULT_CALIBRATION_IMAGES, DEFAULT_OPSET, DEFAULT_VALIDATION_IMAGES
+
+TargetChoice = target_choices()
 
 if TYPE_CHECKING:  # pragma: no cover
     from exporter.export import ExportReport
-
-
-class Target(str, Enum):
-    """Runtimes ``--target`` can name (see ``exporter.context.TARGETS``)."""
-
-    tflite_runtime = "tflite-runtime"
 
 
 def export(
@@ -31,10 +27,8 @@ def export(
     formats: Annotated[
         list[str] | None,
         typer.Option(
-            "--formats",
-            "-f",
-            help="Formats to export, repeated or comma-separated: tflite-fp32, tflite-fp16, tflite-dynamic, "
-            "tflite-int8, onnx-fp32, onnx-int8 (default: all).",
+            *FORMATS_FLAGS,
+            help=f"Formats to export, repeated or comma-separated: {export_format_list()} (default: all).",
             show_default=False,
         ),
     ] = None,
@@ -55,7 +49,7 @@ def export(
         bool, typer.Option("--dynamic-batch", help="Dynamic batch dimension (servers) instead of a static batch of 1.")
     ] = False,
     target: Annotated[
-        Target | None,
+        TargetChoice | None,  # type: ignore[valid-type]
         typer.Option(
             "--target",
             help="Make .tflite files tflite-runtime 2.14 loads and runs, or refuse the ones it cannot.",
@@ -110,7 +104,7 @@ def export(
     from exporter.config import parse_bounds
     from exporter.formats import all_formats
 
-    names = tuple(name.strip() for item in formats or () for name in item.split(",") if name.strip())
+    names = split_names(formats)
     defaults = {name: fmt.bounds for name, fmt in all_formats().items()}
     config = ExportConfig(
         formats=names,

@@ -22,16 +22,9 @@ import typer
 from edge_runtime.classifier import Classifier, ClassifierOptions, Prediction
 from edge_runtime.errors import EdgeclfError, ImageDecodeError, InputShapeError
 from edge_runtime.preprocess import DEFAULT_MAX_PIXELS
+from edgeclf.commands.choices import FORMAT_FLAGS, BackendChoice, runtime_format_list
 
 _GLOB_CHARS = set("*?[")
-
-
-class BackendName(str, Enum):
-    """Interpreter backends (see ``edge_runtime.backends.BACKENDS``)."""
-
-    litert = "litert"
-    tflite_runtime = "tflite-runtime"
-    onnxruntime = "onnxruntime"
 
 
 ModelArg = Annotated[
@@ -44,13 +37,14 @@ ModelArg = Annotated[
 FormatOpt = Annotated[
     str | None,
     typer.Option(
-        "--format",
-        help="Artifact of a run folder: tflite-int8, tflite-fp32, tflite-fp16, tflite-dynamic, onnx-fp32, onnx-int8 "
-        "(default: the first exported one an installed interpreter runs, int8 TFLite first).",
+        *FORMAT_FLAGS,
+        help=f"Artifact of a run folder: {runtime_format_list()} "
+        "(default: the first exported one an installed interpreter runs, in this order).",
     ),
 ]
 BackendOpt = Annotated[
-    BackendName | None, typer.Option("--backend", help="Interpreter (default: the artifact's, or any installed one).")
+    BackendChoice | None,  # type: ignore[valid-type]
+    typer.Option("--backend", help="Interpreter (default: the artifact's, or any installed one)."),
 ]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Interpreter threads (default: all cores).")]
 TopKOpt = Annotated[int, typer.Option("--top-k", min=1, help="Labels shown per image.")]
@@ -149,9 +143,9 @@ def parse_threshold(text: str) -> tuple[float, bool]:
         raise InputShapeError("--threshold", "a probability between 0 and 1, or auto", text) from None
 
 
-def _options(
+def classifier_options(
     format_name: str | None,
-    backend: BackendName | None,
+    backend: Enum | str | None,
     threads: int | None,
     top_k: int,
     threshold: str,
@@ -160,7 +154,7 @@ def _options(
     value, unknown = parse_threshold(threshold)
     return ClassifierOptions(
         format=format_name,
-        backend=backend.value if backend else None,
+        backend=backend.value if isinstance(backend, Enum) else backend,
         threads=threads,
         top_k=top_k,
         threshold=value,
@@ -169,7 +163,7 @@ def _options(
     )
 
 
-def _describe(clf: Classifier) -> str:
+def describe_classifier(clf: Classifier) -> str:
     threads = clf.session.threads
     return f"{clf.format}, {clf.backend_name}, {threads} thread{'' if threads == 1 else 's'}"
 
@@ -212,12 +206,12 @@ def classify(
     A file that cannot be read (corrupt, truncated, empty, not an image, too large) gets one line on
     stderr and the run goes on. Exit code 0 when every file was classified, 1 when any failed.
     """
-    options = _options(format_name, backend, threads, top_k, threshold, max_megapixels)
+    options = classifier_options(format_name, backend, threads, top_k, threshold, max_megapixels)
     clf = Classifier.open(model, options)
     ok = failed = 0
     started = time.perf_counter()
     with clf:
-        header = f"model: {clf.path} ({_describe(clf)})"
+        header = f"model: {clf.path} ({describe_classifier(clf)})"
         if not json_output:
             typer.echo(header)
             typer.echo(f"{'file':<40}  {'label':<16}  {'score':>6}  top-{top_k}")
@@ -336,9 +330,9 @@ def camera(
     make_source = source_factory(source, size)  # fails fast (missing OpenCV) before the model loads
     sink = Webhook(webhook, on_event=lambda m: typer.echo(m, err=True)) if webhook else None
     notifier = Notifier()
-    with Classifier.open(model, _options(format_name, backend, threads, top_k, threshold)) as clf:
+    with Classifier.open(model, classifier_options(format_name, backend, threads, top_k, threshold)) as clf:
         typer.echo(
-            f"model: {clf.path} ({_describe(clf)}); source: {make_source().name}",
+            f"model: {clf.path} ({describe_classifier(clf)}); source: {make_source().name}",
             err=True,
         )
 

@@ -26,8 +26,8 @@ from edgeclf.commands.runtime import (
     ThresholdOpt,
     TopKOpt,
     WebhookOpt,
-    _describe,
-    _options,
+    classifier_options,
+    describe_classifier,
     parse_threshold,
 )
 
@@ -52,7 +52,7 @@ def verify(
     """
     from edge_runtime.probes import verify_model
 
-    report = verify_model(model, _options(format_name, backend, threads, 1, "0"), tolerance)
+    report = verify_model(model, classifier_options(format_name, backend, threads, 1, "0"), tolerance)
     if json_output:
         typer.echo(json.dumps(report.to_dict()))
     if not report.ok:
@@ -138,7 +138,7 @@ def serve(
         board_root=str(board_root),
     )
     notifier = Notifier()
-    clf = Classifier.open(model, _options(format_name, backend, threads, top_k, threshold))
+    clf = Classifier.open(model, classifier_options(format_name, backend, threads, top_k, threshold))
     with clf:
         service = Service(clf, options, notifier)
         if not skip_verify:
@@ -154,7 +154,9 @@ def serve(
                 if self.started:
                     bound = self.servers[0].sockets[0].getsockname()
                     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-                    typer.echo(f"serving {clf.path.name} ({_describe(clf)}) on http://{shown}:{bound[1]}/", err=True)
+                    typer.echo(
+                        f"serving {clf.path.name} ({describe_classifier(clf)}) on http://{shown}:{bound[1]}/", err=True
+                    )
                     sys.stderr.flush()
                     notifier.ready(f"serving on port {bound[1]}")
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.runner import BenchmarkResult, Row
+from benchmarks.runner import BenchmarkResult, Row, RowStatus
 from edge_runtime.fileio import atomic_write_text
 
 COLUMNS = (
@@ -44,7 +44,9 @@ def _pct(value: float | None) -> str:
 def cells(row: Row) -> list[str]:
     """One row's cells, in :data:`COLUMNS` order, formatted for people."""
     inv = row.invoke
-    status = row.status if row.status == "reference" or not row.reference else f"{row.status} (reference)"
+    status = row.status_text
+    if row.reference and row.status is not RowStatus.REFERENCE:
+        status += " (reference)"
     return [
         row.name,
         row.backend,
@@ -170,7 +172,7 @@ def to_csv(result: BenchmarkResult) -> str:
                 "name": row.name,
                 "format": row.format,
                 "backend": row.backend,
-                "status": row.status,
+                "status": row.status_text,
                 "reference": row.reference,
                 "size_mb": row.size_mb,
                 "accuracy": row.accuracy,

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,30 @@ KERAS_ROW = "keras"
 Progress = Callable[[str], None]
 
 
+class RowStatus(str, Enum):
+    """What happened to one row; the details are in ``Row.reason``."""
+
+    PASSED = "passed"  # measured; the file passed its checks at export
+    FAILED_VALIDATION = "failed validation"  # measured, but the file was kept outside its bounds (--no-strict)
+    REFERENCE = "reference"  # the Keras reference row
+    COULD_NOT_RUN = "could not run"  # did not load or run; ``reason`` says why
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Row:
-    """One line of the table: one format under one backend."""
+    """One line of the table: one format under one backend.
+
+    ``status`` is what happened, ``reason`` why (the error of a row that could not run, the export
+    status of a file that failed validation), ``note`` a remark on a measured row (no reference).
+    """
 
     name: str
     format: str
     backend: str
-    status: str
+    status: RowStatus
     size_mb: float | None = None
     accuracy: float | None = None
     agreement: float | None = None
@@ -59,11 +76,21 @@ class Row:
     threads: int | None = None
     reference: bool = False
     cpu_ms_per_frame: float | None = None  # process CPU time per invoke, all threads (load-independent)
+    reason: str = ""
+    note: str = ""
 
     @property
     def ran(self) -> bool:
         """True when the row was measured (it loaded and ran)."""
-        return not self.status.startswith("could not run")
+        return self.status is not RowStatus.COULD_NOT_RUN
+
+    @property
+    def status_text(self) -> str:
+        """The status for people: ``could not run: <reason>``, ``failed validation (<reason>)``…"""
+        text = self.status.value
+        if self.reason:
+            text += f": {self.reason}" if self.status is RowStatus.COULD_NOT_RUN else f" ({self.reason})"
+        return f"{text} ({self.note})" if self.note else text
 
     @property
     def fps(self) -> float | None:
@@ -76,7 +103,9 @@ class Row:
             "name": self.name,
             "format": self.format,
             "backend": self.backend,
-            "status": self.status,
+            "status": self.status_text,
+            "outcome": self.status.value,
+            "reason": self.reason,
             "reference": self.reference,
             "size_mb": self.size_mb,
             "accuracy": self.accuracy,
@@ -229,7 +258,8 @@ class Entry:
     name: str
     format: str
     backend: str | None
-    status: str
+    status: RowStatus
+    reason: str = ""
 
 
 def plan_rows(manifest: Manifest, config: BenchmarkConfig, run_dir: Path) -> tuple[list[Entry], str]:
@@ -259,23 +289,24 @@ def plan_rows(manifest: Manifest, config: BenchmarkConfig, run_dir: Path) -> tup
         )
     entries: list[Entry] = []
     if reference == "keras":
-        entries.append(Entry(KERAS_ROW, KERAS_ROW, None, "reference"))
+        entries.append(Entry(KERAS_ROW, KERAS_ROW, None, RowStatus.REFERENCE))
     elif config.formats and "tflite-fp32" not in config.formats:
         artifacts.insert(0, manifest.artifact("tflite-fp32"))
     for artifact in artifacts:
-        status = "passed" if artifact.status == "passed" else f"failed validation ({artifact.status})"
-        if artifact.status == "failed":
-            status = "failed validation"
-        entries.append(Entry(artifact.format, artifact.format, None, status))
+        status, reason = RowStatus.PASSED, ""
+        if artifact.status != "passed":  # "failed": kept with --no-strict; anything else is named
+            status, reason = RowStatus.FAILED_VALIDATION, "" if artifact.status == "failed" else artifact.status
+        entries.append(Entry(artifact.format, artifact.format, None, status, reason))
         suffix = Path(artifact.file).suffix.lower()
         for backend in config.backends:
             known = BACKENDS.get(backend)  # an unknown name raises UnknownNameError listing the known ones
             if suffix in known.suffixes and backend != artifact.backend:
-                entries.append(Entry(f"{artifact.format} ({backend})", artifact.format, backend, status))
+                entries.append(Entry(f"{artifact.format} ({backend})", artifact.format, backend, status, reason))
     return entries, reference
 
 
-def _split(total: int, parts: int) -> list[int]:
+def split_evenly(total: int, parts: int) -> list[int]:
+    """``total`` calls over ``parts`` rounds, the first rounds taking one more when it does not divide."""
     base, extra = divmod(total, parts)
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
@@ -319,7 +350,7 @@ def measure(
                 "files": [str(f) for f in files],
                 "warmup": config.warmup,
             }
-            row = Row(entry.name, entry.format, entry.backend or "", entry.status, reference=False)
+            row = Row(entry.name, entry.format, entry.backend or "", entry.status, reason=entry.reason)
             rows[entry.name] = row
             say(f"loading {entry.name}")
             worker = _Worker(entry.name, spec, work_dir)
@@ -328,7 +359,7 @@ def measure(
             except WorkerError as error:
                 message = {"error": str(error)}
             if "error" in message:
-                row.status = f"could not run: {message['error']}"
+                row.status, row.reason = RowStatus.COULD_NOT_RUN, str(message["error"])
                 worker.close()
                 continue
             info = message["ready"]
@@ -338,7 +369,7 @@ def measure(
             row.load_ms = info["load_ms"]
             row.threads = info.get("threads")
             if entry.name != KERAS_ROW and info.get("status") == "failed":
-                row.status = "failed validation"
+                row.status, row.reason = RowStatus.FAILED_VALIDATION, ""
             if spec["scores_out"]:
                 info["scores_path"] = spec["scores_out"]
             workers[entry.name] = worker
@@ -346,8 +377,8 @@ def measure(
         invoke = {n: [[] for _ in range(config.rounds)] for n in names}
         e2e = {n: [[] for _ in range(config.rounds)] for n in names}
         cpu_ms = dict.fromkeys(names, 0.0)
-        invoke_split = _split(config.runs, config.rounds)
-        e2e_split = _split(config.e2e_runs, config.rounds) if files else [0] * config.rounds
+        invoke_split = split_evenly(config.runs, config.rounds)
+        e2e_split = split_evenly(config.e2e_runs, config.rounds) if files else [0] * config.rounds
         with track("benchmark rounds", config.rounds * len(names)) as advance:
             for r in range(config.rounds):
                 say(f"round {r + 1}/{config.rounds}")
@@ -362,7 +393,7 @@ def measure(
                         if e2e_split[r]:
                             e2e[name][r] = worker.ask({"cmd": "e2e", "n": e2e_split[r]})["times"]
                     except WorkerError as error:
-                        rows[name].status = f"could not run: {error}"
+                        rows[name].status, rows[name].reason = RowStatus.COULD_NOT_RUN, str(error)
                         names.remove(name)
                     advance()
         for name in list(workers):
@@ -399,7 +430,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
     host = host_info()
     samples, source = benchmark_samples(manifest, config.data)
     if config.max_images is not None:
-        samples = _take_balanced(samples, config.max_images)
+        samples = take_balanced(samples, config.max_images)
     loaded = load_samples(samples, manifest.input)
     if len(loaded.images) == 0:
         raise DatasetError(f"{source}: none of the {len(samples)} images could be decoded")
@@ -432,10 +463,10 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
             row.gflops_per_s = flops / (row.invoke.p50 / 1000.0) / 1e9
     if ref_scores is None:
         ref_row = next((r for r in rows if r.name == ref_name), None)
-        why = ref_row.status if ref_row else "missing"
+        why = ref_row.status_text if ref_row else "missing"
         for row in rows:
             if row.ran and not row.reference:
-                row.status += f" (no reference: {ref_name} {why})"
+                row.note = f"no reference: {ref_name} {why}"
     result = BenchmarkResult(
         config=config,
         manifest=manifest,
@@ -460,7 +491,7 @@ def _manifest_flops(manifest: Manifest) -> int | None:
     return None
 
 
-def _take_balanced(samples: tuple[Sample, ...], limit: int) -> tuple[Sample, ...]:
+def take_balanced(samples: tuple[Sample, ...], limit: int) -> tuple[Sample, ...]:
     """At most ``limit`` samples, taking classes in turn so a cut keeps them balanced."""
     by_label: dict[int, list[Sample]] = {}
     for sample in samples:

@@ -68,7 +68,7 @@ def _points(rows: list[Any], setting: int, flops: int | None = None) -> list[Swe
             r.invoke.p50 if r.invoke else None,
             r.invoke.p25 if r.invoke else None,
             r.invoke.p75 if r.invoke else None,
-            r.status,
+            r.status_text,
             flops,
             r.cpu_ms_per_frame,
         )

@@ -35,9 +35,6 @@ from edge_runtime.preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
 # Which artifact a run folder uses when no format is asked for: the Pi-friendly int8 first.
 FORMAT_PREFERENCE = ("tflite-int8", "tflite-fp32", "tflite-fp16", "tflite-dynamic", "onnx-fp32", "onnx-int8")
 
-# Values of Artifact.compatibility[<backend name>] that mean "this backend loads the file".
-COMPATIBLE = ("ok", "yes", "compatible", "supported", "passed")
-
 
 @dataclass(frozen=True)
 class Prediction:
@@ -159,15 +156,10 @@ def compatibility_problem(artifact: Artifact | None, backend_name: str) -> str |
     """The exporter's reason why ``backend_name`` cannot load this artifact, if it recorded one.
 
     ``Artifact.compatibility`` maps a backend name (optionally with a version, e.g.
-    ``"tflite-runtime==2.14"``) to ``"ok"`` or to a one-line reason.
+    ``"tflite-runtime==2.14"``) to ``"ok"`` or to a one-line reason (:mod:`edge_runtime.compatibility`).
     """
-    if artifact is None:
-        return None
-    for key, verdict in artifact.compatibility.items():
-        name = str(key).split("=")[0].split(" ")[0].split("<")[0].split(">")[0]
-        if name == backend_name and str(verdict).strip().lower() not in COMPATIBLE:
-            return f"{key}: {verdict}"
-    return None
+    entry = artifact.compatibility_with(backend_name) if artifact is not None else None
+    return entry.problem() if entry is not None else None
 
 
 def _same_scale(a: float | None, b: float | None) -> bool:

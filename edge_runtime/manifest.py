@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from edge_runtime.compatibility import Compatibility, verdict_for
 from edge_runtime.errors import ManifestError
 from edge_runtime.fileio import atomic_write_text
 
@@ -149,6 +150,10 @@ class Artifact:
     validation: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     runtimes: tuple[RuntimeCheck, ...] = ()
+
+    def compatibility_with(self, runtime: str) -> Compatibility | None:
+        """The exporter's verdict for ``runtime`` (a backend name), or ``None`` when it recorded none."""
+        return verdict_for(self.compatibility, runtime)
 
 
 OPEN_SET_VERSION = 1
@@ -482,7 +487,7 @@ def _artifact_from_dict(data: Mapping[str, Any], source: str) -> Artifact:
             outputs=tuple(_tensor_from_dict(t) for t in data["outputs"]),
             status=_optional(data, "status", str, "passed", where),
             op_versions=_section(data, "op_versions", where),
-            compatibility=_section(data, "compatibility", where),
+            compatibility=_compatibility(data, where),
             validation=_section(data, "validation", where),
             details=_section(data, "details", where),
             runtimes=tuple(_runtime_check_from_dict(r, where) for r in _optional(data, "runtimes", list, [], where)),
@@ -492,6 +497,17 @@ def _artifact_from_dict(data: Mapping[str, Any], source: str) -> Artifact:
         raise ManifestError(message if message.startswith(source) else f"{where}: {message}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ManifestError(f"{where} is malformed ({error!r})") from None
+
+
+def _compatibility(data: Mapping[str, Any], where: str) -> dict[str, str]:
+    """``compatibility``: runtime (optionally ``==version``) → ``"ok"`` or a one-line reason, all strings."""
+    entries = _section(data, "compatibility", where)
+    for key, verdict in entries.items():
+        if not isinstance(verdict, str):
+            raise ManifestError(
+                f"{where}: compatibility[{_short(key)}] should be 'ok' or a reason, got {type(verdict).__name__}"
+            )
+    return entries
 
 
 def _runtime_check_from_dict(data: Any, where: str) -> RuntimeCheck:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.compatibility import verdict_for
 from edge_runtime.dataset import (
     LoadedImages,
     Sample,
@@ -41,6 +42,7 @@ from edge_runtime.dataset import (
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest, RuntimeCheck, run_file
+from edge_runtime.outcome import Status
 from edge_runtime.probes import DEFAULT_PROBES, pick_probe_images
 from edge_runtime.progress import track
 from edge_runtime.runlock import run_lock
@@ -80,7 +82,7 @@ class FormatResult:
     """
 
     format: str
-    status: str
+    status: Status
     file: str | None = None
     size_bytes: int | None = None
     seconds: float = 0.0
@@ -95,7 +97,7 @@ class FormatResult:
     @property
     def ok(self) -> bool:
         """True when the file was written and passed."""
-        return self.status == "passed"
+        return self.status is Status.PASSED
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -130,7 +132,7 @@ class ExportReport:
         if self.ok:
             return 0
         lenient = not self.config.get("strict", True)
-        return 0 if lenient and all(r.status in ("passed", "failed") for r in self.results) else 1
+        return 0 if lenient and all(r.status.made for r in self.results) else 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -498,9 +500,8 @@ def _try_variants(fmt: ExportFormat, ctx: ConversionContext, staging: Path, imag
 def _target_ok(attempt: _Attempt, config: ExportConfig) -> bool:
     if config.target is None or config.target not in attempt.fmt.targets or attempt.inspection is None:
         return True
-    compatibility = attempt.inspection.compatibility
-    key = next((k for k in compatibility if k.split("=")[0] == config.target), config.target)
-    return compatibility.get(key) == "ok"
+    entry = verdict_for(attempt.inspection.compatibility, config.target)
+    return entry is not None and entry.ok
 
 
 def _primary_check(fmt: ExportFormat, attempt: _Attempt) -> RuntimeCheck:
@@ -543,20 +544,20 @@ def _export_one(
     inspection: Inspection = kept.inspection or Inspection()
     probes = _record_probes(kept, ctx, images, reference)
     bounds = config.bounds.get(fmt.name, fmt.bounds)
-    status = "failed" if failures else "passed"
+    status = Status.FAILED if failures else Status.PASSED
     message = ""
     if config.target is not None and config.target in fmt.targets:
-        key = next((k for k in inspection.compatibility if k.split("=")[0] == config.target), config.target)
-        verdict = inspection.compatibility.get(key, "not checked")
-        if verdict != "ok":
-            status, message = "refused", f"{fmt.name} cannot be made for {TARGETS[config.target]}: {verdict}"
+        entry = verdict_for(inspection.compatibility, config.target)
+        verdict = entry.verdict if entry is not None else "not checked"
+        if entry is None or not entry.ok:
+            status, message = Status.REFUSED, f"{fmt.name} cannot be made for {TARGETS[config.target]}: {verdict}"
             if fmt.quantization.kind == "dynamic" and "FULLY_CONNECTED" in verdict:
                 # Measured: TF quantises a 1-unit Dense (a binary head) per channel in dynamic range even
                 # with per-channel quantisation disabled, which is FULLY_CONNECTED v12.
                 message += (
                     "; its Dense layer is quantised per channel whatever the flags, use tflite-int8 or tflite-fp16"
                 )
-    if status == "failed" and fmt.quantization.kind in ("int8", "dynamic"):
+    if status is Status.FAILED and fmt.quantization.kind in ("int8", "dynamic"):
         message = INT8_HINT + (f" ({', '.join(a.variant for a in attempts)})" if len(attempts) > 1 else "")
     seconds = time.perf_counter() - started
     runtimes = (_primary_check(fmt, kept), *inspection.runtimes)
@@ -576,7 +577,7 @@ def _export_one(
         attempts=tuple(tried),
         runtimes={r.runtime: {"status": r.status, **r.metrics, "failures": list(r.failures)} for r in runtimes},
     )
-    if status == "refused" or (status == "failed" and config.strict):
+    if status is Status.REFUSED or (status is Status.FAILED and config.strict):
         return dataclasses.replace(result, file=None), None, None
     artifact = Artifact(
         format=fmt.name,
@@ -587,7 +588,7 @@ def _export_one(
         backend=fmt.backend,
         inputs=kept.inputs,
         outputs=kept.outputs,
-        status=status,
+        status=status.value,
         op_versions=dict(inspection.op_versions),
         compatibility=dict(inspection.compatibility),
         validation=validation,
@@ -740,7 +741,7 @@ def _export_locked(
             try:
                 result, staged, artifact = _export_one(fmt, ctx, staging, images, reference, config)
             except EdgeclfError as error:
-                results.append(FormatResult(format=fmt.name, status="error", message=str(error)))
+                results.append(FormatResult(format=fmt.name, status=Status.ERROR, message=str(error)))
                 say(f"error: {fmt.name}: {error}")
                 continue
             if staged is not None and artifact is not None:

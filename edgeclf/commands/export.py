@@ -142,6 +142,8 @@ def _print_table(report: ExportReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from edge_runtime.compatibility import verdict_for
+
     table = Table(title=f"edgeclf export {report.run_dir}  ({report.seconds:.1f} s)")
     for column in ("format", "status", "size MB", "accuracy", "Δ acc (pts)", "agreement", "max |Δp|", "tflite-rt 2.14"):
         table.add_column(column, justify="left" if column in ("format", "status", "tflite-rt 2.14") else "right")
@@ -149,7 +151,7 @@ def _print_table(report: ExportReport) -> None:
     for result in report.results:
         v = result.validation
         size = f"{result.size_bytes / 1e6:.3f}" if result.size_bytes else "-"
-        compat = result.compatibility.get("tflite-runtime==2.14", "")
+        compat = verdict_for(result.compatibility, "tflite-runtime")
         table.add_row(
             result.format,
             f"[{styles.get(result.status, 'white')}]{result.status}[/]",
@@ -158,7 +160,7 @@ def _print_table(report: ExportReport) -> None:
             f"{v['accuracy_change'] * 100:+.2f}" if v else "-",
             f"{v['agreement']:.2%}" if v else "-",
             f"{v['max_abs_diff']:.2g}" if v else "-",
-            "ok" if compat == "ok" else ("no" if compat else "n/a"),
+            "n/a" if compat is None else "ok" if compat.ok else "no",
         )
     console = Console(file=sys.stdout, width=120)
     console.print(table)
@@ -167,8 +169,9 @@ def _print_table(report: ExportReport) -> None:
         f"Keras accuracy {report.keras_accuracy:.2%}"
     )
     for result in report.results:
-        compat = result.compatibility.get("tflite-runtime==2.14", "ok")
-        notes = (*result.failures, result.message, "" if compat == "ok" else f"not for {compat}", _variant_note(result))
+        compat = verdict_for(result.compatibility, "tflite-runtime")
+        not_for = f"not for {compat.verdict}" if compat is not None and not compat.ok else ""
+        notes = (*result.failures, result.message, not_for, _variant_note(result))
         for line in notes:
             if line:
                 console.print(f"{result.format}: {line}", markup=False, highlight=False)

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from benchmarks import BenchmarkConfig, run_benchmark
 from benchmarks.report import write_results
-from benchmarks.runner import benchmark_samples
+from benchmarks.runner import RowStatus, benchmark_samples
 from edge_runtime.classifier import Classifier
 from edge_runtime.dataset import load_samples
 from edge_runtime.manifest import Manifest
@@ -96,7 +96,7 @@ def test_edge_only_reference_and_a_broken_file(bench_run: Path, tmp_path: Path) 
     assert [r.name for r in result.rows] == list(FORMATS)
     assert result.reference == "tflite-fp32" and result.row("tflite-fp32").reference
     broken = result.row("onnx-fp32")
-    assert broken.status.startswith("could not run") and "sha256" in broken.status
+    assert broken.status is RowStatus.COULD_NOT_RUN and "sha256" in broken.reason and not broken.ran
     assert broken.invoke is None and broken.accuracy is None
     assert result.row("tflite-fp32").agreement == 1.0
     assert result.row("tflite-int8").invoke.n == QUICK["runs"]

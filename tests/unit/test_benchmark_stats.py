@@ -10,7 +10,7 @@ import pytest
 from benchmarks.config import BenchmarkConfig
 from benchmarks.host import cpu_features, cpu_mhz, cpu_model, peak_fp32_gflops
 from benchmarks.report import COLUMNS, cells
-from benchmarks.runner import Row, _split, _take_balanced
+from benchmarks.runner import Row, RowStatus, split_evenly, take_balanced
 from benchmarks.stats import can_rank, summarize, unrankable_pairs
 from edge_runtime.dataset import Sample
 from edge_runtime.errors import EdgeclfError
@@ -96,24 +96,36 @@ def test_config_refuses_bad_values(tmp_path: Path) -> None:
 
 
 def test_split_and_balanced_take() -> None:
-    assert _split(10, 3) == [4, 3, 3]
-    assert sum(_split(7, 7)) == 7
+    assert split_evenly(10, 3) == [4, 3, 3]
+    assert sum(split_evenly(7, 7)) == 7
     samples = tuple(Sample(Path(f"a{i}.jpg"), 0) for i in range(5)) + tuple(
         Sample(Path(f"b{i}.jpg"), 1) for i in range(2)
     )
-    taken = _take_balanced(samples, 4)
+    taken = take_balanced(samples, 4)
     assert [s.label for s in taken] == [0, 1, 0, 1]
-    assert len(_take_balanced(samples, 100)) == 7
+    assert len(take_balanced(samples, 100)) == 7
 
 
 def test_row_cells_for_a_row_that_could_not_run() -> None:
-    row = Row("onnx-int8", "onnx-int8", "onnxruntime", "could not run: onnxruntime is not installed")
+    row = Row("onnx-int8", "onnx-int8", "onnxruntime", RowStatus.COULD_NOT_RUN, reason="onnxruntime is not installed")
     values = cells(row)
     assert len(values) == len(COLUMNS)
-    assert values[2].startswith("could not run")
+    assert values[2] == "could not run: onnxruntime is not installed"
     assert values[8] == "—" and row.fps is None and not row.ran
-    measured = Row("tflite-int8", "tflite-int8", "litert", "passed", e2e=summarize([4.0, 5.0, 6.0]))
-    assert measured.fps == pytest.approx(200.0)
+    assert (row.to_dict()["outcome"], row.to_dict()["reason"]) == ("could not run", "onnxruntime is not installed")
+    measured = Row("tflite-int8", "tflite-int8", "litert", RowStatus.PASSED, e2e=summarize([4.0, 5.0, 6.0]))
+    assert measured.fps == pytest.approx(200.0) and measured.ran
+
+
+def test_row_status_text_keeps_the_reason_and_the_note() -> None:
+    failed = Row("onnx-int8", "onnx-int8", "onnxruntime", RowStatus.FAILED_VALIDATION, reason="error")
+    assert failed.status_text == "failed validation (error)" and failed.ran
+    failed.note = "no reference: tflite-fp32 missing"
+    assert failed.status_text == "failed validation (error) (no reference: tflite-fp32 missing)"
+    assert cells(Row("keras", "keras", "", RowStatus.REFERENCE, reference=True))[2] == "reference"
+    assert (
+        cells(Row("tflite-fp32", "tflite-fp32", "litert", RowStatus.PASSED, reference=True))[2] == "passed (reference)"
+    )
 
 
 def test_benchmark_modules_do_not_import_tensorflow() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.backends.base import check_threads
-from edge_runtime.errors import EdgeclfError
+from edge_runtime.errors import ConfigError, EdgeclfError
 
 REFERENCES = ("auto", "keras", "tflite-fp32")
 SWEEPS = ("threads", "size")
@@ -59,21 +59,21 @@ class BenchmarkConfig:
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCES:
-            raise EdgeclfError(f"--reference {self.reference!r}: expected one of {', '.join(REFERENCES)}")
+            raise ConfigError(f"--reference {self.reference!r}: expected one of {', '.join(REFERENCES)}")
         if self.sweep is not None and self.sweep not in SWEEPS:
-            raise EdgeclfError(f"--sweep {self.sweep!r}: expected one of {', '.join(SWEEPS)}")
+            raise ConfigError(f"--sweep {self.sweep!r}: expected one of {', '.join(SWEEPS)}")
         for name in ("runs", "rounds"):
             if getattr(self, name) < 1:
-                raise EdgeclfError(f"--{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
         for name in ("e2e_runs", "warmup"):
             if getattr(self, name) < 0:
-                raise EdgeclfError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+                raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
         if self.threads is not None:
             check_threads(self.threads)  # 1..4x the cores, as for classify
         for threads in self.sweep_threads:
             check_threads(threads)
         if self.max_images is not None and self.max_images < 1:
-            raise EdgeclfError(f"--max-images must be at least 1, got {self.max_images}")
+            raise ConfigError(f"--max-images must be at least 1, got {self.max_images}")
         if any(t < 1 for t in self.sweep_threads) or any(s < 16 for s in self.sweep_sizes):
             raise EdgeclfError("sweep thread counts must be >= 1 and sweep sizes >= 16 px")
 

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_runtime.classifier import Classifier, Prediction
-from edge_runtime.errors import CameraError, EdgeclfError, missing_extra
+from edge_runtime.errors import CameraError, ConfigError, EdgeclfError, missing_extra
 
 PICAMERA2 = "picamera2"
 
@@ -70,11 +70,11 @@ class CameraOptions:
 
     def __post_init__(self) -> None:
         if self.every < 1:
-            raise EdgeclfError(f"--every must be at least 1, got {self.every}")
+            raise ConfigError(f"--every must be at least 1, got {self.every}")
         if self.max_frames is not None and self.max_frames < 1:
-            raise EdgeclfError(f"--max-frames must be at least 1, got {self.max_frames}")
+            raise ConfigError(f"--max-frames must be at least 1, got {self.max_frames}")
         if self.duration is not None and self.duration <= 0:
-            raise EdgeclfError(f"--duration must be positive, got {self.duration}")
+            raise ConfigError(f"--duration must be positive, got {self.duration}")
         if self.retries < 0 or self.backoff < 0 or self.read_timeout <= 0 or self.open_timeout <= 0:
             raise EdgeclfError("retries and backoff must be >= 0 and timeouts > 0")
 

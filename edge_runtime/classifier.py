@@ -26,7 +26,14 @@ import numpy as np
 from edge_runtime.backends import BACKENDS, Session, backend_for, get_backend
 from edge_runtime.backends.base import check_threads
 from edge_runtime.embedded import read_embedded_manifest
-from edge_runtime.errors import BackendUnavailableError, EdgeclfError, InputShapeError, ManifestError, ModelLoadError
+from edge_runtime.errors import (
+    BackendUnavailableError,
+    EdgeclfError,
+    InputShapeError,
+    ManifestError,
+    ModelLoadError,
+    option_error,
+)
 from edge_runtime.fileio import sha256_file
 from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorInfo, run_file
 from edge_runtime.open_set import UNKNOWN_LABEL, calibrated
@@ -80,13 +87,13 @@ class ClassifierOptions:
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
-            raise InputShapeError("--top-k", "at least 1", self.top_k)
+            raise option_error("--top-k", "at least 1", self.top_k)
         if not 0.0 <= self.threshold <= 1.0:
-            raise InputShapeError("--threshold", "a probability between 0 and 1", self.threshold)
+            raise option_error("--threshold", "a probability between 0 and 1", self.threshold)
         if self.threads is not None:
             check_threads(self.threads)  # 1..4x the cores: refused before any model is loaded
         if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1:
-            raise InputShapeError("--max-megapixels", "a positive pixel limit", self.max_pixels)
+            raise option_error("--max-megapixels", "a positive pixel limit", self.max_pixels)
         if self.backend is not None:
             get_backend(self.backend)  # unknown name -> error listing the known ones
 

@@ -75,6 +75,11 @@ class ConfigError(EdgeclfError):
     """An option or a config value is out of range, of the wrong kind, or names nothing known."""
 
 
+def option_error(option: str, expected: object, actual: object) -> ConfigError:
+    """``ConfigError("--top-k: expected at least 1, got 0")``: an option value out of range."""
+    return ConfigError(f"{option}: expected {expected}, got {actual}")
+
+
 class UnknownNameError(ConfigError):
     """A name looked up in a registry (preset, export format, backend, target) is not registered."""
 

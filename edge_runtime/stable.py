@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.classifier import Prediction, top_predictions
-from edge_runtime.errors import EdgeclfError
+from edge_runtime.errors import ConfigError, EdgeclfError
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,9 @@ class StableOptions:
 
     def __post_init__(self) -> None:
         if self.smooth < 1:
-            raise EdgeclfError(f"--smooth must be at least 1 frame, got {self.smooth}")
+            raise ConfigError(f"--smooth must be at least 1 frame, got {self.smooth}")
         if self.hold < 1:
-            raise EdgeclfError(f"--hold must be at least 1 frame, got {self.hold}")
+            raise ConfigError(f"--hold must be at least 1 frame, got {self.hold}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from edge_runtime.errors import EdgeclfError
+from edge_runtime.errors import ConfigError
 
 
 class Webhook:
@@ -34,7 +34,7 @@ class Webhook:
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise EdgeclfError(f"--webhook {url!r}: expected an http:// or https:// URL")
+            raise ConfigError(f"--webhook {url!r}: expected an http:// or https:// URL")
         self.url, self.retries, self.backoff, self.timeout = url, retries, backoff, timeout
         self._queue: deque[Mapping[str, Any]] = deque(maxlen=backlog)
         self._wake = threading.Condition()

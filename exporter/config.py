@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.errors import ExportError
+from edge_runtime.errors import ConfigError
 from exporter.formats import Bounds
 
 DEFAULT_CALIBRATION_IMAGES = 300
@@ -58,13 +58,13 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.false_accept < 1.0:
-            raise ExportError(f"--false-accept must be in [0, 1), got {self.false_accept}")
+            raise ConfigError(f"--false-accept must be in [0, 1), got {self.false_accept}")
         if self.calibration_images < 1:
-            raise ExportError(f"--calibration-images must be at least 1, got {self.calibration_images}")
+            raise ConfigError(f"--calibration-images must be at least 1, got {self.calibration_images}")
         if self.validation_images < 1:
-            raise ExportError(f"--validation-images must be at least 1, got {self.validation_images}")
+            raise ConfigError(f"--validation-images must be at least 1, got {self.validation_images}")
         if not 7 <= self.opset <= 30:
-            raise ExportError(f"--opset {self.opset} is not an ONNX opset tf2onnx can target (try 13..18)")
+            raise ConfigError(f"--opset {self.opset} is not an ONNX opset tf2onnx can target (try 13..18)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (saved as ``export_config.json``)."""
@@ -89,14 +89,14 @@ def parse_bounds(specs: list[str] | tuple[str, ...], defaults: Mapping[str, Boun
     for spec in specs:
         name, sep, rest = spec.partition(":")
         if not sep or name not in defaults:
-            raise ExportError(f"--bounds {spec!r}: expected FORMAT:key=value with FORMAT one of {', '.join(defaults)}")
+            raise ConfigError(f"--bounds {spec!r}: expected FORMAT:key=value with FORMAT one of {', '.join(defaults)}")
         current = result.get(name, defaults[name])
         changes: dict[str, Any] = {}
         for item in rest.split(","):
             key, eq, value = item.partition("=")
             key = key.strip()
             if not eq or key not in keys:
-                raise ExportError(f"--bounds {spec!r}: unknown key {key!r}; known: {', '.join(keys)}")
+                raise ConfigError(f"--bounds {spec!r}: unknown key {key!r}; known: {', '.join(keys)}")
             value = value.strip()
             try:
                 if value.lower() == "none" and key != "agreement":
@@ -106,7 +106,7 @@ def parse_bounds(specs: list[str] | tuple[str, ...], defaults: Mapping[str, Boun
                 else:
                     number = float(value)
             except ValueError:
-                raise ExportError(f"--bounds {spec!r}: {value!r} is not a number") from None
+                raise ConfigError(f"--bounds {spec!r}: {value!r} is not a number") from None
             changes[keys[key]] = number
         result[name] = dataclasses.replace(current, **changes)
     return result

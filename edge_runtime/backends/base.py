@@ -21,7 +21,7 @@ from types import ModuleType
 
 import numpy as np
 
-from edge_runtime.errors import BackendUnavailableError, InputShapeError, ModelLoadError
+from edge_runtime.errors import BackendUnavailableError, InputShapeError, ModelLoadError, option_error
 from edge_runtime.manifest import TensorInfo
 
 
@@ -48,7 +48,7 @@ def check_threads(threads: int | None) -> int:
     if threads is None:
         return default_threads()
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= max_threads():
-        raise InputShapeError(
+        raise option_error(
             "--threads", f"1 to {max_threads()} on this machine ({default_threads()} cores, 4x at most)", threads
         )
     return int(threads)

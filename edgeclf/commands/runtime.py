@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from edge_runtime.classifier import Classifier, ClassifierOptions, Prediction
-from edge_runtime.errors import EdgeclfError, ImageDecodeError, InputShapeError
+from edge_runtime.errors import ConfigError, EdgeclfError, ImageDecodeError, InputShapeError, option_error
 from edge_runtime.preprocess import DEFAULT_MAX_PIXELS
 from edgeclf.commands.choices import FORMAT_FLAGS, BackendChoice, runtime_format_list
 
@@ -140,7 +140,7 @@ def parse_threshold(text: str) -> tuple[float, bool]:
     try:
         return float(text), False
     except ValueError:
-        raise InputShapeError("--threshold", "a probability between 0 and 1, or auto", text) from None
+        raise option_error("--threshold", "a probability between 0 and 1, or auto", text) from None
 
 
 def classifier_options(
@@ -312,7 +312,7 @@ def camera(
     from edge_runtime.webhook import Webhook
 
     if (width is None) != (height is None):
-        raise EdgeclfError("--width and --height go together")
+        raise ConfigError("--width and --height go together")
     size = (width, height) if width and height else None
     threshold_value = parse_threshold(threshold)[0]
     cam_options = CameraOptions(

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from edge_runtime.backends.base import max_threads
 from edge_runtime.classifier import ClassifierOptions
-from edge_runtime.errors import InputShapeError
+from edge_runtime.errors import ConfigError
 from edge_runtime.preprocess import DEFAULT_MAX_PIXELS, MAX_IMAGE_SIDE
 from edgeclf.cli import app
 
@@ -137,7 +137,7 @@ def test_threads_are_bounded_by_the_host(run, tmp_path, threads):
 
 
 def test_the_python_api_bounds_threads_too():
-    with pytest.raises(InputShapeError, match="--threads"):
+    with pytest.raises(ConfigError, match="--threads"):
         ClassifierOptions(threads=max_threads() + 1)
     assert ClassifierOptions(threads=max_threads()).threads == max_threads()
 
@@ -145,8 +145,8 @@ def test_the_python_api_bounds_threads_too():
 def test_the_benchmark_bounds_threads_before_measuring(tmp_path):
     from benchmarks.config import BenchmarkConfig
 
-    with pytest.raises(InputShapeError, match="--threads"):
+    with pytest.raises(ConfigError, match="--threads"):
         BenchmarkConfig(run_dir=tmp_path, threads=100_000)
-    with pytest.raises(InputShapeError, match="--threads"):
+    with pytest.raises(ConfigError, match="--threads"):
         BenchmarkConfig(run_dir=tmp_path, sweep_threads=(1, 100_000))
     assert BenchmarkConfig(run_dir=tmp_path, threads=1).threads == 1

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from edge_runtime.errors import ExportError, UnknownNameError
+from edge_runtime.errors import ConfigError, UnknownNameError
 from exporter import Bounds, Calibration, ExportConfig, Quantization, all_formats, format_names, get_format
 from exporter.config import parse_bounds
 from exporter.formats import FP16_BOUNDS, FP32_BOUNDS, INT8_BOUNDS, Variant, apply_variant
@@ -84,14 +84,14 @@ def test_bounds_overrides_parse() -> None:
         ("tflite-int8:speed=1", "unknown key 'speed'"),
         ("tflite-int8:agreement=lots", "'lots' is not a number"),
     ]:
-        with pytest.raises(ExportError, match=message):
+        with pytest.raises(ConfigError, match=message):
             parse_bounds([bad], defaults)
 
 
 def test_config_refuses_nonsense_and_serialises() -> None:
-    with pytest.raises(ExportError, match="--calibration-images must be at least 1"):
+    with pytest.raises(ConfigError, match="--calibration-images must be at least 1"):
         ExportConfig(calibration_images=0)
-    with pytest.raises(ExportError, match="--opset 99"):
+    with pytest.raises(ConfigError, match="--opset 99"):
         ExportConfig(opset=99)
     data = ExportConfig(formats=("tflite-int8",), bounds={"tflite-int8": INT8_BOUNDS}).to_dict()
     assert data["formats"] == ["tflite-int8"]

@@ -64,11 +64,11 @@ def test_float32_confidences_are_compared_at_full_precision():
 
 
 def test_threshold_option_reads_a_probability_or_auto():
-    from edge_runtime.errors import InputShapeError
+    from edge_runtime.errors import ConfigError
     from edgeclf.commands.runtime import parse_threshold
 
     assert parse_threshold("auto") == (0.0, True)
     assert parse_threshold("AUTO ") == (0.0, True)
     assert parse_threshold("0.8") == (0.8, False)
-    with pytest.raises(InputShapeError, match="or auto"):
+    with pytest.raises(ConfigError, match="or auto"):
         parse_threshold("high")

@@ -48,6 +48,7 @@ import emulator
 from emulator import GUEST_ARCH, HOST_ARCH, ROOT, Target, log
 
 from edge_runtime.classifier import FORMAT_PREFERENCE, compatibility_problem
+from edge_runtime.errors import DatasetError, EdgeclfError, ManifestError
 from edge_runtime.manifest import Artifact, Manifest
 from edge_runtime.preprocess import IMAGE_SUFFIXES
 
@@ -261,10 +262,10 @@ def check(options: argparse.Namespace) -> int:
     run_dir = Path(options.run).resolve()
     manifest = Manifest.load(run_dir)
     if not manifest.artifacts:
-        raise SystemExit(f"{run_dir}: no exported models (run `make fixture-models` or `edgeclf export`)")
+        raise ManifestError(f"{run_dir}: no exported models (run `make fixture-models` or `edgeclf export`)")
     images = pick_images(Path(options.images), options.per_class)
     if not images:
-        raise SystemExit(f"{options.images}: no images to classify")
+        raise DatasetError(f"{options.images}: no images to classify")
     flavours = emulator.selected_flavours(options.flavour)
     built = emulator.setup(flavours)
     setup_seconds = time.perf_counter() - started
@@ -598,7 +599,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("PI_TESTS", "tests/unit/test_runtime_*.py").split(),
         help="test paths to run inside the emulated Pi (none: skip); default: %(default)s",
     )
-    return check(parser.parse_args(argv))
+    try:
+        return check(parser.parse_args(argv))
+    except (EdgeclfError, emulator.EmulatorError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

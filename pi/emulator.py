@@ -176,6 +176,10 @@ HOST_ARCH = "x86_64"
 _LOG_LOCK = threading.Lock()
 
 
+class EmulatorError(Exception):
+    """The emulated Pi cannot be set up (no qemu, an apt or pip failure, a bad PI_CPU…); ``main`` prints it."""
+
+
 def log(message: str) -> None:
     """Progress on stderr, prefixed so it stands out in `make` output (one whole line per call)."""
     with _LOG_LOCK:
@@ -225,7 +229,9 @@ def ensure_qemu() -> str:
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise SystemExit(f"{QEMU} not found: install Debian's qemu-user-static (sudo apt-get install qemu-user-static)")
+        raise EmulatorError(
+            f"{QEMU} not found: install Debian's qemu-user-static (sudo apt-get install qemu-user-static)"
+        )
     log("installing qemu-user-static on the host (apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if run(["apt-get", "install", "-y", "-q", "qemu-user-static"], env=env, check=False).returncode != 0:
@@ -233,7 +239,7 @@ def ensure_qemu() -> str:
         run(["apt-get", "install", "-y", "-q", "qemu-user-static"], env=env)
     found = shutil.which(QEMU)
     if not found:
-        raise SystemExit(f"{QEMU} still not found after installing qemu-user-static")
+        raise EmulatorError(f"{QEMU} still not found after installing qemu-user-static")
     return found
 
 
@@ -314,10 +320,10 @@ def _resolved_debs(env: dict[str, str], archives: Path) -> list[Path]:
     for name, version, arch in re.findall(r"^Inst (\S+) \((\S+) .*\[(\S+)\]\)", sim, flags=re.M):
         deb = archives / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"  # apt's file naming
         if not deb.exists():
-            raise SystemExit(f"apt resolved {name} {version} but {deb} was not downloaded")
+            raise EmulatorError(f"apt resolved {name} {version} but {deb} was not downloaded")
         debs.append(deb)
     if not debs:
-        raise SystemExit(f"apt resolved nothing for {DEBIAN_PACKAGES}:\n{sim}")
+        raise EmulatorError(f"apt resolved nothing for {DEBIAN_PACKAGES}:\n{sim}")
     return debs
 
 
@@ -410,10 +416,10 @@ def build_project_wheel() -> Path:
     cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", dist, ROOT]
     result = run(cmd, check=False, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"building the edgeclf wheel failed:\n{result.stderr}{result.stdout}")
+        raise EmulatorError(f"building the edgeclf wheel failed:\n{result.stderr}{result.stdout}")
     wheels = sorted(dist.glob("edgeclf-*.whl"))
     if len(wheels) != 1:
-        raise SystemExit(f"expected one edgeclf wheel in {dist}, found {wheels}")
+        raise EmulatorError(f"expected one edgeclf wheel in {dist}, found {wheels}")
     return wheels[0]
 
 
@@ -442,7 +448,7 @@ def pip_target(
     cmd += list(requirements)
     result = run(cmd, check=False, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"pip failed ({' '.join(cmd)}):\n{result.stderr}{result.stdout}")
+        raise EmulatorError(f"pip failed ({' '.join(cmd)}):\n{result.stderr}{result.stdout}")
 
 
 def _install_site(site: Path, key: str, requirements: list[str], arch: str, constraints: str, tidy=None) -> None:
@@ -561,7 +567,7 @@ def selected_cpu() -> CpuModel:
     """The Pi core to emulate: ``PI_CPU`` (``cortex-a72`` = Pi 4, default; ``cortex-a76`` = Pi 5)."""
     name = os.environ.get("PI_CPU", DEFAULT_CPU)
     if name not in CPUS:
-        raise SystemExit(f"PI_CPU={name!r} is not a Raspberry Pi core; known: {', '.join(CPUS)} (never 'max')")
+        raise EmulatorError(f"PI_CPU={name!r} is not a Raspberry Pi core; known: {', '.join(CPUS)} (never 'max')")
     return CPUS[name]
 
 
@@ -570,7 +576,7 @@ def selected_flavours(names: Iterable[str] | None = None) -> list[Flavour]:
     names = list(names or []) or [n for n in os.environ.get("PI_FLAVOURS", "").split(",") if n] or list(FLAVOURS)
     unknown = [n for n in names if n not in FLAVOURS]
     if unknown:
-        raise SystemExit(f"unknown flavour(s) {unknown}; known: {', '.join(FLAVOURS)}")
+        raise EmulatorError(f"unknown flavour(s) {unknown}; known: {', '.join(FLAVOURS)}")
     return [FLAVOURS[n] for n in names]
 
 
@@ -632,7 +638,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner.add_argument("--host", action="store_true", help="run the x86-64 twin instead of the emulated Pi")
     runner.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
+    try:
+        return _command(options)
+    except EmulatorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
+
+def _command(options: argparse.Namespace) -> int:
     if options.command == "setup":
         built = setup()
         sizes = {p.name: dir_size(p) for p in (built.sysroot, *(t.site for t in built.targets.values()))}

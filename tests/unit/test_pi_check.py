@@ -210,7 +210,7 @@ def test_cpuinfo_describes_the_chosen_pi_core(tmp_path, cpu, part):
 
 def test_pi_cpu_refuses_qemus_max(monkeypatch):
     monkeypatch.setenv("PI_CPU", "max")
-    with pytest.raises(SystemExit, match="never 'max'"):
+    with pytest.raises(emulator.EmulatorError, match="never 'max'"):
         emulator.selected_cpu()
 
 
@@ -221,3 +221,14 @@ def test_launcher_names_the_core_and_makes_itself_sys_executable(tmp_path, monke
     assert "-cpu cortex-a76" in text
     assert '-0 "$0"' in text  # the guest's sys.executable is this script, so its subprocesses are emulated too
     assert launcher.stat().st_mode & 0o111
+
+
+def test_a_run_without_exported_models_is_one_error_line_from_main_not_a_system_exit(tmp_path, capsys):
+    from edge_runtime.manifest import InputSpec, Manifest
+
+    Manifest(("cars", "bikes"), InputSpec(8, 8), "softmax", "test").save(tmp_path)
+    assert check.main(["--run", str(tmp_path), "--images", str(tmp_path), "--tests"]) == 1
+    assert (
+        capsys.readouterr().err
+        == f"error: {tmp_path}: no exported models (run `make fixture-models` or `edgeclf export`)\n"
+    )

@@ -10,11 +10,14 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgeclf.commands.choices import FORMATS_FLAGS, backend_list, export_format_list, split_names
+from edgeclf.commands.choices import FORMATS_FLAGS, backend_list, runtime_format_list, split_names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from benchmarks.config import BenchmarkConfig
 
 
 class Reference(str, Enum):
@@ -42,70 +45,87 @@ def _ints(values: list[str] | None, default: tuple[int, ...]) -> tuple[int, ...]
         raise typer.BadParameter(f"expected whole numbers, got {', '.join(items)}") from None
 
 
+RunDirArg = Annotated[Path, typer.Argument(help="A run folder with exported models (see `edgeclf export`).")]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Labelled images: a folder with test/ (its test split is used) or a folder of classes "
+        "(all of it). Default: the run's own test split.",
+    ),
+]
+FormatsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        *FORMATS_FLAGS,
+        help=f"Formats to measure, repeated or comma-separated: {runtime_format_list()} (default: all exported).",
+    ),
+]
+BackendsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--backend",
+        help=f"Also run each file with this backend ({backend_list()}), repeated or comma-separated.",
+    ),
+]
+ReferenceOpt = Annotated[
+    Reference, typer.Option("--reference", help="Reference row: keras, tflite-fp32 (edge-only), or auto.")
+]
+RunsOpt = Annotated[int, typer.Option("--runs", min=1, help="Timed invoke calls per format.")]
+E2eRunsOpt = Annotated[int, typer.Option("--e2e-runs", min=0, help="Timed end-to-end calls per format.")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, help="Untimed invoke calls before timing.")]
+RoundsOpt = Annotated[int, typer.Option("--rounds", min=1, help="Interleaving rounds (formats take turns).")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Interpreter threads (default: all cores).")]
+MaxImagesOpt = Annotated[int | None, typer.Option("--max-images", min=1, help="Score at most this many test images.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Results folder (default: benchmarks/results/<run name>)."),
+]
+PlotsOpt = Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots (needs matplotlib).")]
+SweepOpt = Annotated[
+    Sweep | None,
+    typer.Option("--sweep", help="threads: latency per thread count; size: a model exported per input size."),
+]
+SweepThreadsOpt = Annotated[
+    list[str] | None, typer.Option("--sweep-threads", help="Thread counts for --sweep threads (default 1,2,4).")
+]
+SweepSizesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--sweep-sizes", help="Input sides for --sweep size (default 96,160,224,300)."),
+]
+AsJsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of a table.")]
+DurationOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--duration",
+        min=1.0,
+        help="Sustained mode: run one format (the first --format, else the default one) back to back "
+        "for this many seconds; latency over time next to CPU temperature, clock and throttle flags.",
+    ),
+]
+BoardRootOpt = Annotated[Path, typer.Option("--board-root", hidden=True, help="Root of sysfs (tests).")]
+
+
 def benchmark(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder with exported models (see `edgeclf export`).")],
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            help="Labelled images: a folder with test/ (its test split is used) or a folder of classes "
-            "(all of it). Default: the run's own test split.",
-        ),
-    ] = None,
-    formats: Annotated[
-        list[str] | None,
-        typer.Option(
-            *FORMATS_FLAGS,
-            help=f"Formats to measure, repeated or comma-separated: {export_format_list()} (default: all exported).",
-        ),
-    ] = None,
-    backends: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--backend",
-            help=f"Also run each file with this backend ({backend_list()}), repeated or comma-separated.",
-        ),
-    ] = None,
-    reference: Annotated[
-        Reference, typer.Option("--reference", help="Reference row: keras, tflite-fp32 (edge-only), or auto.")
-    ] = Reference.auto,
-    runs: Annotated[int, typer.Option("--runs", min=1, help="Timed invoke calls per format.")] = 100,
-    e2e_runs: Annotated[int, typer.Option("--e2e-runs", min=0, help="Timed end-to-end calls per format.")] = 30,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed invoke calls before timing.")] = 10,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Interleaving rounds (formats take turns).")] = 5,
-    threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="Interpreter threads (default: all cores).")
-    ] = None,
-    max_images: Annotated[
-        int | None, typer.Option("--max-images", min=1, help="Score at most this many test images.")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Results folder (default: benchmarks/results/<run name>)."),
-    ] = None,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots (needs matplotlib).")] = True,
-    sweep: Annotated[
-        Sweep | None,
-        typer.Option("--sweep", help="threads: latency per thread count; size: a model exported per input size."),
-    ] = None,
-    sweep_threads: Annotated[
-        list[str] | None, typer.Option("--sweep-threads", help="Thread counts for --sweep threads (default 1,2,4).")
-    ] = None,
-    sweep_sizes: Annotated[
-        list[str] | None,
-        typer.Option("--sweep-sizes", help="Input sides for --sweep size (default 96,160,224,300)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of a table.")] = False,
-    duration: Annotated[
-        float | None,
-        typer.Option(
-            "--duration",
-            min=1.0,
-            help="Sustained mode: run one format (the first --format, else the default one) back to back "
-            "for this many seconds; latency over time next to CPU temperature, clock and throttle flags.",
-        ),
-    ] = None,
-    board_root: Annotated[Path, typer.Option("--board-root", hidden=True, help="Root of sysfs (tests).")] = Path("/"),
+    run_dir: RunDirArg,
+    data: DataOpt = None,
+    formats: FormatsOpt = None,
+    backends: BackendsOpt = None,
+    reference: ReferenceOpt = Reference.auto,
+    runs: RunsOpt = 100,
+    e2e_runs: E2eRunsOpt = 30,
+    warmup: WarmupOpt = 10,
+    rounds: RoundsOpt = 5,
+    threads: ThreadsOpt = None,
+    max_images: MaxImagesOpt = None,
+    out: OutOpt = None,
+    plots: PlotsOpt = True,
+    sweep: SweepOpt = None,
+    sweep_threads: SweepThreadsOpt = None,
+    sweep_sizes: SweepSizesOpt = None,
+    as_json: AsJsonOpt = False,
+    duration: DurationOpt = None,
+    board_root: BoardRootOpt = Path("/"),
 ) -> None:
     """Measure the Keras model and every exported format on the same images: accuracy, agreement, latency, memory."""
     if duration is not None:
@@ -131,31 +151,41 @@ def benchmark(
         sweep_threads=_ints(sweep_threads, (1, 2, 4)),
         sweep_sizes=_ints(sweep_sizes, DEFAULT_SWEEP_SIZES),
     )
+    if config.sweep is not None:
+        _sweep(config, as_json)
+    else:
+        _table(config, as_json)
 
-    def progress(message: str) -> None:
-        if not as_json:
-            print(f"· {message}", file=sys.stderr, flush=True)
 
+def _progress(as_json: bool):
+    """Progress lines on stderr (none with --json), and the progress-bar mode to use."""
     from edge_runtime.progress import progress_mode
 
-    if config.sweep is not None:
-        from benchmarks.sweep import print_sweep, run_sweep, write_sweep
+    say = (lambda m: None) if as_json else (lambda m: print(f"· {m}", file=sys.stderr, flush=True))
+    return say, progress_mode("plain" if as_json else "auto")
 
-        with progress_mode("plain" if as_json else "auto"):
-            sweep_result = run_sweep(config, progress=progress)
-        paths = write_sweep(sweep_result, config.results_dir, plots=config.plots)
-        if as_json:
-            typer.echo(json.dumps(sweep_result.to_dict(), indent=2))
-        else:
-            print_sweep(sweep_result)
-            typer.echo("wrote " + ", ".join(str(p) for p in paths))
-        return
 
+def _sweep(config: BenchmarkConfig, as_json: bool) -> None:
+    from benchmarks.sweep import print_sweep, run_sweep, write_sweep
+
+    say, mode = _progress(as_json)
+    with mode:
+        sweep_result = run_sweep(config, progress=say)
+    paths = write_sweep(sweep_result, config.results_dir, plots=config.plots)
+    if as_json:
+        typer.echo(json.dumps(sweep_result.to_dict(), indent=2))
+    else:
+        print_sweep(sweep_result)
+        typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _table(config: BenchmarkConfig, as_json: bool) -> None:
     from benchmarks.report import print_table, write_results
     from benchmarks.runner import run_benchmark
 
-    with progress_mode("plain" if as_json else "auto"):
-        result = run_benchmark(config, progress=progress)
+    say, mode = _progress(as_json)
+    with mode:
+        result = run_benchmark(config, progress=say)
     paths = write_results(result, config.results_dir, plots=config.plots)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))

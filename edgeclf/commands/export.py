@@ -22,82 +22,98 @@ if TYPE_CHECKING:  # pragma: no cover
     from exporter.export import ExportReport
 
 
+RunDirArg = Annotated[Path, typer.Argument(help="A run folder made by `edgeclf train` (e.g. runs/latest).")]
+FormatsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        *FORMATS_FLAGS,
+        help=f"Formats to export, repeated or comma-separated: {export_format_list()} (default: all).",
+        show_default=False,
+    ),
+]
+CalibrationImagesOpt = Annotated[
+    int, typer.Option("--calibration-images", min=1, help="Representative images for int8 formats.")
+]
+CalibrationDataOpt = Annotated[
+    Path | None,
+    typer.Option("--calibration-data", help="Folder of images to calibrate on (default: the run's training split)."),
+]
+PerChannelOpt = Annotated[
+    bool, typer.Option("--per-channel/--per-tensor", help="Weight quantisation of the int8 formats.")
+]
+OpsetOpt = Annotated[int, typer.Option("--opset", help="ONNX opset (17 runs on onnxruntime >= 1.13).")]
+DynamicBatchOpt = Annotated[
+    bool, typer.Option("--dynamic-batch", help="Dynamic batch dimension (servers) instead of a static batch of 1.")
+]
+TargetOpt = Annotated[
+    TargetChoice | None,  # type: ignore[valid-type]
+    typer.Option(
+        "--target",
+        help="Make .tflite files tflite-runtime 2.14 loads and runs, or refuse the ones it cannot.",
+    ),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict/--no-strict",
+        help="--no-strict keeps a file outside its parity bounds, marked failed in the manifest.",
+    ),
+]
+ValidateOnOpt = Annotated[
+    Path | None,
+    typer.Option("--validate-on", help="Labelled folder (one subfolder per class) to validate on."),
+]
+ValidationImagesOpt = Annotated[
+    int, typer.Option("--validation-images", min=1, help="At most this many validation images.")
+]
+BoundsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--bounds",
+        help="Override a parity bound, e.g. tflite-int8:agreement=97%,accuracy_drop=2 (keys: agreement, "
+        "max_abs_diff, accuracy_drop).",
+        show_default=False,
+    ),
+]
+TfliteRuntimePythonOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tflite-runtime-python",
+        help="Python with tflite-runtime 2.14 to verify .tflite loads (default: $EDGECLF_TFLITE_RUNTIME_PYTHON "
+        "or .venv-tflite214/bin/python when present).",
+    ),
+]
+UnknownDataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--unknown-data",
+        help="Photos of other kinds: fit the threshold below which classify --threshold auto says 'unknown'.",
+    ),
+]
+FalseAcceptOpt = Annotated[
+    float,
+    typer.Option("--false-accept", min=0.0, max=0.99, help="Share of --unknown-data photos the threshold accepts."),
+]
+JsonOutputOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")]
+
+
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `edgeclf train` (e.g. runs/latest).")],
-    formats: Annotated[
-        list[str] | None,
-        typer.Option(
-            *FORMATS_FLAGS,
-            help=f"Formats to export, repeated or comma-separated: {export_format_list()} (default: all).",
-            show_default=False,
-        ),
-    ] = None,
-    calibration_images: Annotated[
-        int, typer.Option("--calibration-images", min=1, help="Representative images for int8 formats.")
-    ] = DEFAULT_CALIBRATION_IMAGES,
-    calibration_data: Annotated[
-        Path | None,
-        typer.Option(
-            "--calibration-data", help="Folder of images to calibrate on (default: the run's training split)."
-        ),
-    ] = None,
-    per_channel: Annotated[
-        bool, typer.Option("--per-channel/--per-tensor", help="Weight quantisation of the int8 formats.")
-    ] = True,
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (17 runs on onnxruntime >= 1.13).")] = DEFAULT_OPSET,
-    dynamic_batch: Annotated[
-        bool, typer.Option("--dynamic-batch", help="Dynamic batch dimension (servers) instead of a static batch of 1.")
-    ] = False,
-    target: Annotated[
-        TargetChoice | None,  # type: ignore[valid-type]
-        typer.Option(
-            "--target",
-            help="Make .tflite files tflite-runtime 2.14 loads and runs, or refuse the ones it cannot.",
-        ),
-    ] = None,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict/--no-strict",
-            help="--no-strict keeps a file outside its parity bounds, marked failed in the manifest.",
-        ),
-    ] = True,
-    validate_on: Annotated[
-        Path | None,
-        typer.Option("--validate-on", help="Labelled folder (one subfolder per class) to validate on."),
-    ] = None,
-    validation_images: Annotated[
-        int, typer.Option("--validation-images", min=1, help="At most this many validation images.")
-    ] = DEFAULT_VALIDATION_IMAGES,
-    bounds: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--bounds",
-            help="Override a parity bound, e.g. tflite-int8:agreement=97%,accuracy_drop=2 (keys: agreement, "
-            "max_abs_diff, accuracy_drop).",
-            show_default=False,
-        ),
-    ] = None,
-    tflite_runtime_python: Annotated[
-        Path | None,
-        typer.Option(
-            "--tflite-runtime-python",
-            help="Python with tflite-runtime 2.14 to verify .tflite loads (default: $EDGECLF_TFLITE_RUNTIME_PYTHON "
-            "or .venv-tflite214/bin/python when present).",
-        ),
-    ] = None,
-    unknown_data: Annotated[
-        Path | None,
-        typer.Option(
-            "--unknown-data",
-            help="Photos of other kinds: fit the threshold below which classify --threshold auto says 'unknown'.",
-        ),
-    ] = None,
-    false_accept: Annotated[
-        float,
-        typer.Option("--false-accept", min=0.0, max=0.99, help="Share of --unknown-data photos the threshold accepts."),
-    ] = 0.05,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    run_dir: RunDirArg,
+    formats: FormatsOpt = None,
+    calibration_images: CalibrationImagesOpt = DEFAULT_CALIBRATION_IMAGES,
+    calibration_data: CalibrationDataOpt = None,
+    per_channel: PerChannelOpt = True,
+    opset: OpsetOpt = DEFAULT_OPSET,
+    dynamic_batch: DynamicBatchOpt = False,
+    target: TargetOpt = None,
+    strict: StrictOpt = True,
+    validate_on: ValidateOnOpt = None,
+    validation_images: ValidationImagesOpt = DEFAULT_VALIDATION_IMAGES,
+    bounds: BoundsOpt = None,
+    tflite_runtime_python: TfliteRuntimePythonOpt = None,
+    unknown_data: UnknownDataOpt = None,
+    false_accept: FalseAcceptOpt = 0.05,
+    json_output: JsonOutputOpt = False,
 ) -> None:
     """Convert a run's model to TFLite and ONNX, validate every file against Keras, record it in the manifest."""
     from exporter import ExportConfig, export_run

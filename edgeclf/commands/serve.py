@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,6 +30,11 @@ from edgeclf.commands.runtime import (
     describe_classifier,
     parse_threshold,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edge_runtime.classifier import Classifier
+    from edge_runtime.notify import Notifier
+    from edgeclf.serve.service import Service
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -61,38 +66,47 @@ def verify(
         typer.echo(report.line())
 
 
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        help="picamera2, a camera index (0), a video file or an rtsp:// / http:// URL; omitted: an upload page.",
+    ),
+]
+HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")]
+PortOpt = Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free one).")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="EDGECLF_TOKEN", help="Require this token on every endpoint but /healthz."),
+]
+MaxUploadMbOpt = Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload (413 above).")]
+RequestTimeoutOpt = Annotated[
+    float, typer.Option("--request-timeout", min=0.1, help="Seconds a client gets to send its upload (408 after).")
+]
+MaxFpsOpt = Annotated[float | None, typer.Option("--max-fps", min=0.1, help="Read at most this many frames/s.")]
+LoopOpt = Annotated[bool, typer.Option("--loop", help="Play a video file --source again at its end.")]
+SkipVerifyOpt = Annotated[bool, typer.Option("--skip-verify", help="Do not run the self-check at start.")]
+RetriesOpt = Annotated[int, typer.Option("--retries", min=0, help="Camera reconnection attempts in a row.")]
+BoardRootOpt = Annotated[Path, typer.Option("--board-root", hidden=True, help="Root of sysfs (tests).")]
+
+
 def serve(
     model: ModelArg,
-    source: Annotated[
-        str | None,
-        typer.Option(
-            "--source",
-            help="picamera2, a camera index (0), a video file or an rtsp:// / http:// URL; omitted: an upload page.",
-        ),
-    ] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
-    token: Annotated[
-        str | None,
-        typer.Option("--token", envvar="EDGECLF_TOKEN", help="Require this token on every endpoint but /healthz."),
-    ] = None,
-    max_upload_mb: Annotated[
-        float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload (413 above).")
-    ] = 8.0,
-    request_timeout: Annotated[
-        float, typer.Option("--request-timeout", min=0.1, help="Seconds a client gets to send its upload (408 after).")
-    ] = 10.0,
+    source: SourceOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    token: TokenOpt = None,
+    max_upload_mb: MaxUploadMbOpt = 8.0,
+    request_timeout: RequestTimeoutOpt = 10.0,
     smooth: SmoothOpt = 1,
     hold: HoldOpt = 1,
     on_change: OnChangeOpt = False,
     webhook: WebhookOpt = None,
-    max_fps: Annotated[
-        float | None, typer.Option("--max-fps", min=0.1, help="Read at most this many frames/s.")
-    ] = None,
-    loop: Annotated[bool, typer.Option("--loop", help="Play a video file --source again at its end.")] = False,
-    skip_verify: Annotated[bool, typer.Option("--skip-verify", help="Do not run the self-check at start.")] = False,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Camera reconnection attempts in a row.")] = 5,
-    board_root: Annotated[Path, typer.Option("--board-root", hidden=True, help="Root of sysfs (tests).")] = Path("/"),
+    max_fps: MaxFpsOpt = None,
+    loop: LoopOpt = False,
+    skip_verify: SkipVerifyOpt = False,
+    retries: RetriesOpt = 5,
+    board_root: BoardRootOpt = Path("/"),
     format_name: FormatOpt = None,
     backend: BackendOpt = None,
     threads: ThreadsOpt = None,
@@ -106,7 +120,7 @@ def serve(
     """
     try:
         import starlette  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError:
         raise missing_extra("the web service (starlette, uvicorn)", "serve") from None
     from edge_runtime.camera import CameraOptions
@@ -114,7 +128,6 @@ def serve(
     from edge_runtime.notify import Notifier
     from edge_runtime.probes import check_probes, load_probes
     from edge_runtime.stable import StableOptions
-    from edgeclf.serve.app import create_app
     from edgeclf.serve.service import ServeOptions, Service
 
     if host not in LOOPBACK and not token:
@@ -148,47 +161,56 @@ def serve(
             service.verify = report.to_dict()
             typer.echo(f"self-check: {report.line()}", err=True)
 
-        class Server(uvicorn.Server):
-            async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
-                await super().startup(sockets)
-                if self.started:
-                    bound = self.servers[0].sockets[0].getsockname()
-                    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-                    typer.echo(
-                        f"serving {clf.path.name} ({describe_classifier(clf)}) on http://{shown}:{bound[1]}/", err=True
-                    )
-                    sys.stderr.flush()
-                    notifier.ready(f"serving on port {bound[1]}")
-
-        def stop_on_fatal() -> None:
-            server.should_exit = True
-
-        config = uvicorn.Config(
-            create_app(service, stop_on_fatal),
-            host=host,
-            port=port,
-            log_level="warning",
-            # No logging config of uvicorn's own: its handlers would hold on to the sys.stderr of the
-            # moment (a closed stream once an in-process caller such as a test runner restores it);
-            # warnings and errors still reach the current stderr through logging's last resort.
-            log_config=None,
-            access_log=False,
-            http="h11",
-            loop="asyncio",
-            lifespan="on",
-            timeout_keep_alive=5,
-            timeout_graceful_shutdown=3,
-            limit_concurrency=max(64, 4 * options.max_pending),
-        )
-        server = Server(config)
-        try:
-            server.run()
-        except SystemExit:  # uvicorn exits when it cannot bind; say why in our one line
-            raise EdgeclfError(
-                f"could not listen on {host}:{port} (address in use, or not an address of this machine)"
-            ) from None
+        _listen(clf, service, notifier, host, port)
         notifier.stopping()
     if service.fatal:
         raise EdgeclfError(f"stopped: {service.fatal}")
+
+
+def _listen(clf: Classifier, service: Service, notifier: Notifier, host: str, port: int) -> None:
+    """Run uvicorn until stopped; says where it listens once bound, and why when it cannot bind."""
+    import uvicorn
+
+    from edgeclf.serve.app import create_app
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+            await super().startup(sockets)
+            if self.started:
+                bound = self.servers[0].sockets[0].getsockname()
+                shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+                typer.echo(
+                    f"serving {clf.path.name} ({describe_classifier(clf)}) on http://{shown}:{bound[1]}/", err=True
+                )
+                sys.stderr.flush()
+                notifier.ready(f"serving on port {bound[1]}")
+
+    def stop_on_fatal() -> None:
+        server.should_exit = True
+
+    config = uvicorn.Config(
+        create_app(service, stop_on_fatal),
+        host=host,
+        port=port,
+        log_level="warning",
+        # No logging config of uvicorn's own: its handlers would hold on to the sys.stderr of the
+        # moment (a closed stream once an in-process caller such as a test runner restores it);
+        # warnings and errors still reach the current stderr through logging's last resort.
+        log_config=None,
+        access_log=False,
+        http="h11",
+        loop="asyncio",
+        lifespan="on",
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=3,
+        limit_concurrency=max(64, 4 * service.options.max_pending),
+    )
+    server = Server(config)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind; say why in our one line
+        raise EdgeclfError(
+            f"could not listen on {host}:{port} (address in use, or not an address of this machine)"
+        ) from None
     if not server.started:
         raise EdgeclfError(f"could not listen on {host}:{port} (address in use, or not an address of this machine)")

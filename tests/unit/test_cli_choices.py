@@ -56,7 +56,7 @@ def test_the_runtime_format_order_names_every_export_format_once() -> None:
 
 @pytest.mark.parametrize(
     ("command", "names"),
-    [("export", FORMATS.names()), ("benchmark", FORMATS.names()), ("classify", FORMAT_PREFERENCE)],
+    [("export", FORMATS.names()), ("benchmark", FORMAT_PREFERENCE), ("classify", FORMAT_PREFERENCE)],
 )
 def test_format_help_lists_every_registered_format(command: str, names: tuple[str, ...]) -> None:
     help_text = _param(command, "formats" if command != "classify" else "format_name").help

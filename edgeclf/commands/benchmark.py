@@ -8,31 +8,21 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgeclf.commands.choices import FORMATS_FLAGS, backend_list, runtime_format_list, split_names
+from benchmarks.config import REFERENCES, SWEEPS
+from edgeclf.commands.choices import FORMATS_FLAGS, backend_list, choices, runtime_format_list, split_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchmarks.config import BenchmarkConfig
 
 
-class Reference(str, Enum):
-    """What the agreement and max |Δp| columns compare against."""
-
-    auto = "auto"
-    keras = "keras"
-    tflite_fp32 = "tflite-fp32"
-
-
-class Sweep(str, Enum):
-    """Scaling sweeps."""
-
-    threads = "threads"
-    size = "size"
+# The choices are the config's own (benchmarks/config.py), never a copy kept here.
+Reference = choices("Reference", REFERENCES)  # what the agreement and max |Δp| columns compare against
+Sweep = choices("Sweep", SWEEPS)
 
 
 def _ints(values: list[str] | None, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -69,7 +59,8 @@ BackendsOpt = Annotated[
     ),
 ]
 ReferenceOpt = Annotated[
-    Reference, typer.Option("--reference", help="Reference row: keras, tflite-fp32 (edge-only), or auto.")
+    Reference,  # type: ignore[valid-type]
+    typer.Option("--reference", help="Reference row: keras, tflite-fp32 (edge-only), or auto."),
 ]
 RunsOpt = Annotated[int, typer.Option("--runs", min=1, help="Timed invoke calls per format.")]
 E2eRunsOpt = Annotated[int, typer.Option("--e2e-runs", min=0, help="Timed end-to-end calls per format.")]
@@ -83,7 +74,7 @@ OutOpt = Annotated[
 ]
 PlotsOpt = Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots (needs matplotlib).")]
 SweepOpt = Annotated[
-    Sweep | None,
+    Sweep | None,  # type: ignore[valid-type]
     typer.Option("--sweep", help="threads: latency per thread count; size: a model exported per input size."),
 ]
 SweepThreadsOpt = Annotated[
@@ -111,7 +102,7 @@ def benchmark(
     data: DataOpt = None,
     formats: FormatsOpt = None,
     backends: BackendsOpt = None,
-    reference: ReferenceOpt = Reference.auto,
+    reference: ReferenceOpt = Reference("auto"),
     runs: RunsOpt = 100,
     e2e_runs: E2eRunsOpt = 30,
     warmup: WarmupOpt = 10,

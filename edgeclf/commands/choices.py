@@ -38,6 +38,13 @@ def target_choices() -> type[Enum]:
     return choices("TargetChoice", TARGETS.names())
 
 
+def target_list() -> str:
+    """Each registered ``--target`` with what it means."""
+    from exporter.context import TARGETS
+
+    return "; ".join(f"{name}: {description}" for name, description in TARGETS.items())
+
+
 def runtime_format_list() -> str:
     """The formats a run folder can hold, in the order ``classify`` picks them."""
     return ", ".join(FORMAT_PREFERENCE)

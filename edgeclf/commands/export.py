@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgeclf.commands.choices import FORMATS_FLAGS, export_format_list, split_names, target_choices
+from edgeclf.commands.choices import FORMATS_FLAGS, export_format_list, split_names, target_choices, target_list
 from exporter.config import DEFAULT_CALIBRATION_IMAGES, DEFAULT_OPSET, DEFAULT_VALIDATION_IMAGES
 
 TargetChoice = target_choices()
@@ -49,7 +49,7 @@ TargetOpt = Annotated[
     TargetChoice | None,  # type: ignore[valid-type]
     typer.Option(
         "--target",
-        help="Make .tflite files tflite-runtime 2.14 loads and runs, or refuse the ones it cannot.",
+        help=f"Make .tflite files this runtime loads and runs, or refuse the ones it cannot ({target_list()}).",
     ),
 ]
 StrictOpt = Annotated[

@@ -9,7 +9,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from benchmarks.config import BenchmarkConfig
+from benchmarks.config import REFERENCES, SWEEPS, BenchmarkConfig
 from benchmarks.runner import plan_rows
 from edge_runtime.backends import BACKENDS
 from edge_runtime.classifier import FORMAT_PREFERENCE
@@ -48,6 +48,14 @@ def test_an_unregistered_backend_is_a_usage_error_listing_the_registered_ones(tm
     result = CliRunner().invoke(app, ["classify", str(tmp_path), "x.jpg", "--backend", "tensorrt"])
     assert result.exit_code == 2
     assert all(name in result.output for name in BACKENDS.names()), result.output
+
+
+def test_benchmark_reference_and_sweep_choices_are_the_configs_own() -> None:
+    assert (_choices("benchmark", "reference"), _choices("benchmark", "sweep")) == (REFERENCES, SWEEPS)
+
+
+def test_target_help_describes_every_registered_target() -> None:
+    assert all(f"{name}: {TARGETS[name]}" in _param("export", "target").help for name in TARGETS)
 
 
 def test_the_runtime_format_order_names_every_export_format_once() -> None:

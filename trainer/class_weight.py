@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_runtime.errors import DatasetError, EdgeclfError
+from edge_runtime.errors import ConfigError, DatasetError
 
 CLASS_WEIGHT_MODES = ("none", "auto")
 
 
 def check_mode(mode: str) -> None:
-    """Raise :class:`EdgeclfError` for an unknown ``--class-weight`` value."""
+    """Raise :class:`ConfigError` for an unknown ``--class-weight`` value."""
     if mode not in CLASS_WEIGHT_MODES:
-        raise EdgeclfError(f"unknown --class-weight {mode!r}; known: {', '.join(CLASS_WEIGHT_MODES)}")
+        raise ConfigError(f"unknown --class-weight {mode!r}; known: {', '.join(CLASS_WEIGHT_MODES)}")
 
 
 def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
@@ -30,7 +30,7 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, 
         mode: ``"auto"`` (inverse frequency) or ``"none"``.
 
     Raises:
-        EdgeclfError: unknown mode.
+        ConfigError: unknown mode.
         DatasetError: ``auto`` with a class that has no training image (its weight would be infinite).
     """
     check_mode(mode)

@@ -8,39 +8,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from edge_runtime.errors import missing_extra
+from edgeclf.commands.choices import choices
+from trainer.class_weight import CLASS_WEIGHT_MODES
+from trainer.evaluate import SPLIT_CHOICES
 from trainer.presets import PRESETS
+from trainer.train import STRATEGIES
 
-
-class Strategy(str, Enum):
-    """tf.distribute strategy."""
-
-    default = "default"
-    mirrored = "mirrored"
-    multi_worker = "multi-worker"
-
-
-class ClassWeight(str, Enum):
-    """How training weighs the classes."""
-
-    none = "none"
-    auto = "auto"
-
-
-class Split(str, Enum):
-    """Which images ``evaluate`` scores."""
-
-    auto = "auto"
-    train = "train"
-    validation = "validation"
-    test = "test"
-    all = "all"
+# Choices from the trainer's own lists (light modules: TensorFlow is imported when a command runs).
+Strategy = choices("Strategy", STRATEGIES)  # tf.distribute strategy
+ClassWeight = choices("ClassWeight", CLASS_WEIGHT_MODES)  # how training weighs the classes
+Split = choices("Split", SPLIT_CHOICES)  # which images `evaluate` scores
 
 
 def _require_tensorflow() -> None:

@@ -19,6 +19,9 @@ from edgeclf.cli import app
 from edgeclf.commands.choices import split_names
 from exporter.context import TARGETS
 from exporter.formats import FORMATS
+from trainer.class_weight import CLASS_WEIGHT_MODES
+from trainer.evaluate import SPLIT_CHOICES
+from trainer.train import STRATEGIES
 
 COMMAND = typer.main.get_command(app)
 
@@ -52,6 +55,12 @@ def test_an_unregistered_backend_is_a_usage_error_listing_the_registered_ones(tm
 
 def test_benchmark_reference_and_sweep_choices_are_the_configs_own() -> None:
     assert (_choices("benchmark", "reference"), _choices("benchmark", "sweep")) == (REFERENCES, SWEEPS)
+
+
+def test_training_choices_are_the_trainers_own() -> None:
+    assert _choices("train", "strategy") == STRATEGIES
+    assert _choices("train", "class_weight") == CLASS_WEIGHT_MODES
+    assert _choices("evaluate", "split") == SPLIT_CHOICES
 
 
 def test_target_help_describes_every_registered_target() -> None:

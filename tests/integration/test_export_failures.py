@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow")
 from helpers.export import copy_run, listing, make_dense_run, tflite_runtime_python, tiny_sample_bounds
 
 from edge_runtime.classifier import Classifier
-from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, ModelLoadError
+from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, ModelLoadError, UnknownNameError
 from edge_runtime.manifest import InputSpec, Manifest
 from edge_runtime.runlock import LOCK_NAME
 from exporter import ExportConfig, all_formats, export_run, get_format
@@ -163,7 +163,7 @@ def test_calibration_folder_without_readable_images_fails_before_any_file(run: P
 
 
 def test_unknown_format_lists_the_known_ones(run: Path) -> None:
-    with pytest.raises(ExportError) as caught:
+    with pytest.raises(UnknownNameError) as caught:
         export_run(run, ExportConfig(formats=("tflite-int4",)), **QUIET)
     for name in all_formats():
         assert name in str(caught.value)

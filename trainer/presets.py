@@ -57,6 +57,7 @@ class Preset:
     patience: int
     learning_rate: float
     resize_filter: str = "bilinear"
+    resize: str = "squash"  # how another aspect ratio is fitted: squash | crop | letterbox (--resize overrides)
     # -- the recipe --
     architecture: str = "seed"  # key of _BUILDERS
     width: float = 1.0  # width multiplier of the MobileNet-style networks
@@ -173,10 +174,10 @@ class Preset:
         return self.augment.build(seed)
 
     # ------------------------------------------------------------------ helpers
-    def input_spec(self, image_size: int | None = None) -> InputSpec:
-        """The square :class:`InputSpec` of this preset (``image_size`` overrides its default)."""
+    def input_spec(self, image_size: int | None = None, resize: str | None = None) -> InputSpec:
+        """The square :class:`InputSpec` of this preset (``image_size`` and ``resize`` override its defaults)."""
         side = self.image_size if image_size is None else int(image_size)
-        return InputSpec(height=side, width=side, resize_filter=self.resize_filter)
+        return InputSpec(height=side, width=side, resize_filter=self.resize_filter, resize=resize or self.resize)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, for the run's saved config."""

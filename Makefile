@@ -77,6 +77,14 @@ $(TFL_VENV)/.installed:
 	$(TFL_VENV)/bin/python -m pip install --quiet 'tflite-runtime==2.14.0' 'numpy==1.26.4' 'pillow==13.0.0' 'pytest==9.2.0'
 	touch $@
 
+# MediaPipe Tasks in a venv of its own (its wheel brings OpenCV and matplotlib, which the training venv
+# does not need): the tests that its ImageClassifier reads the standard metadata of our .tflite files.
+MP_VENV       ?= .venv-mediapipe
+$(MP_VENV)/.installed:
+	test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install --quiet 'mediapipe==1.2.2' 'numpy==2.4.6' 'pillow==13.0.0'
+	touch $@
+
 $(FIXTURE_STAMP): $(STAMP) $(TFL_VENV)/.installed $(wildcard edge_runtime/*.py edge_runtime/backends/*.py trainer/*.py exporter/*.py)
 	rm -rf $(FIXTURE_RUN) $(FIXTURE_DATA)
 	$(BIN)/edgeclf make-demo-data $(FIXTURE_DATA) --train-per-class 16 --validation-per-class 8 \

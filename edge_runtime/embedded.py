@@ -5,7 +5,10 @@ JSON, stored under the key :data:`EMBEDDED_KEY`:
 
 - **TFLite**: a ZIP archive holding ``edgeclf.json`` appended to the end of the ``.tflite`` file.
   Flatbuffer loaders ignore trailing bytes (TFLite's own metadata tooling packs associated files
-  the same way); verified with ai-edge-litert 2.3 and tflite-runtime 2.14.
+  the same way); verified with ai-edge-litert 2.3 and tflite-runtime 2.14. The same archive holds
+  ``labels.txt``, the associated file of the standard TFLite metadata the exporter also writes
+  (``exporter/tflite_metadata.py``), so MediaPipe Tasks and the TFLite Task Library find their
+  labels and edgeclf finds its payload in one archive.
 - **ONNX**: an entry of the model's ``metadata_props`` with key ``edgeclf`` (written by the
   exporter with the ``onnx`` package). It is read here by walking the protobuf's top-level fields,
   so the runtime needs neither ``onnx`` nor an inference session to read it.
@@ -32,18 +35,25 @@ EMBEDDED_FILE = f"{EMBEDDED_KEY}.json"
 _ONNX_METADATA_FIELD = 14
 
 
-def append_tflite_metadata(data: bytes, payload: Mapping[str, Any]) -> bytes:
+def append_tflite_metadata(data: bytes, payload: Mapping[str, Any], files: Mapping[str, bytes] | None = None) -> bytes:
     """Return ``data`` (a ``.tflite`` flatbuffer) with ``payload`` appended as a ZIP of ``edgeclf.json``.
 
-    An earlier edgeclf archive at the end of ``data`` is replaced, so embedding twice is harmless.
+    ``files`` (the labels file the standard TFLite metadata names) go into the same archive, which
+    is how TFLite stores a model's associated files. An earlier edgeclf archive at the end of
+    ``data`` is replaced, keeping its other files unless ``files`` replaces them, so embedding
+    twice is harmless. Members are stored uncompressed with offsets from the start of the file, as
+    TFLite's own metadata populator writes them (MediaPipe reads associated files in place).
     """
+    kept = _archived_files(bytes(data))
     data = _strip_tflite_metadata(bytes(data))
+    members = {**kept, **(files or {}), EMBEDDED_FILE: json.dumps(dict(payload), sort_keys=True).encode("utf-8")}
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        info = zipfile.ZipInfo(EMBEDDED_FILE, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: reproducible bytes
-        info.compress_type = zipfile.ZIP_DEFLATED
-        archive.writestr(info, json.dumps(dict(payload), sort_keys=True))
-    return data + buffer.getvalue()
+    buffer.write(data)  # zipfile then records offsets counted from the flatbuffer's first byte
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: reproducible bytes
+            archive.writestr(info, members[name])
+    return buffer.getvalue()
 
 
 # What a malformed archive can raise from zipfile: bad headers, offsets before the start, unknown
@@ -85,6 +95,22 @@ def _strip_tflite_metadata(data: bytes) -> bytes:
         # zipfile makes header offsets absolute (it accounts for bytes before the archive).
         start = min(info.header_offset for info in archive.infolist())
     return data[: max(0, start)]
+
+
+def _archived_files(data: bytes) -> dict[str, bytes]:
+    """The files other than ``edgeclf.json`` in the edgeclf archive at the end of ``data`` (none if unreadable)."""
+    archive = _open_archive(data)
+    if archive is None:
+        return {}
+    with archive:
+        try:
+            return {
+                info.filename: archive.read(info)
+                for info in archive.infolist()
+                if info.filename != EMBEDDED_FILE and info.file_size <= MAX_PAYLOAD_BYTES
+            }
+        except _ZIP_ERRORS:
+            return {}
 
 
 def read_tflite_payload(data: bytes) -> dict[str, Any] | None:

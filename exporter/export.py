@@ -58,7 +58,7 @@ from exporter.formats import (
     apply_variant,
     get_format,
 )
-from exporter.open_set_fit import fit_open_set
+from exporter.open_set_fit import fit_open_set, unreachable_warning
 from exporter.probes import embed_probes, record_probes
 
 REPORT_NAME = "export_report.json"
@@ -748,6 +748,9 @@ def _export_locked(
                 os.replace(staged, run_dir / fmt.file_name)
                 # Read-modify-write under the run's lock: entries recorded since this export began stay.
                 Manifest.load(run_dir).with_artifact(artifact).save(run_dir)
+                ceiling = unreachable_warning(ctx.manifest, artifact)
+                if ceiling:
+                    warn(ceiling)
             results.append(result)
             say(_summary_line(result))
     finally:

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_runtime.dataset import LoadedImages, Sample, list_images, load_samples
 from edge_runtime.errors import DatasetError
-from edge_runtime.manifest import Manifest, OpenSet
+from edge_runtime.manifest import Artifact, Manifest, OpenSet
 from edge_runtime.open_set import accepted, calibrated, fit_temperature, pick_threshold
 
 
@@ -66,3 +66,39 @@ def fit_open_set(
         "right_rejected": int(np.sum(~kept & correct)),
     }
     return OpenSet(temperature=temperature, threshold=threshold, target_false_accept=target, measured=measured)
+
+
+def unreachable_labels(manifest: Manifest, artifact: Artifact) -> list[str]:
+    """Labels that ``artifact`` can never give with ``--threshold auto``: its output cannot reach the threshold.
+
+    A quantised output spans ``(qmin - zero_point) * scale`` to ``(qmax - zero_point) * scale``. The
+    threshold is fitted on the Keras model's float scores, but TFLite's uint8 sigmoid (scale 1/256)
+    peaks at 255/256 for the second label: measured on a cats-vs-dogs model whose threshold was 0.998,
+    the int8 file turned every dog away. The first label (output 0) has no such ceiling, nor do softmax
+    outputs, whose other entries can reach 0.
+    """
+    open_set, outputs = manifest.open_set, artifact.outputs
+    if open_set is None or open_set.threshold is None or manifest.output_activation != "sigmoid" or not outputs:
+        return []
+    output = outputs[0]
+    if not output.quantized or output.dtype not in ("uint8", "int8"):
+        return []
+    qmin, qmax = (0, 255) if output.dtype == "uint8" else (-128, 127)
+    zero = output.zero_point or 0
+    low, high = (float(np.clip((q - zero) * float(output.scale), 0.0, 1.0)) for q in (qmin, qmax))
+    best = calibrated(np.array([[1.0 - low, low], [1.0 - high, high]]), "sigmoid", open_set.temperature)
+    reached = accepted(np.array([best[0, 0], best[1, 1]]), open_set.threshold)
+    return [label for label, ok in zip(manifest.labels, reached, strict=True) if not ok]
+
+
+def unreachable_warning(manifest: Manifest, artifact: Artifact) -> str | None:
+    """One line saying which labels ``artifact`` always answers ``unknown`` for, or ``None``."""
+    labels = unreachable_labels(manifest, artifact)
+    if not labels:
+        return None
+    threshold = manifest.open_set.threshold if manifest.open_set else None
+    return (
+        f"{artifact.format}: its {artifact.outputs[0].dtype} output cannot reach the unknown threshold {threshold:.4f} "
+        f"for {', '.join(repr(x) for x in labels)}: --threshold auto would answer unknown for every such photo; "
+        "use a float file with --threshold auto, or export with a larger --false-accept"
+    )

@@ -5,8 +5,9 @@ default (a dynamic batch turns the Flatten into SHAPE/STRIDED_SLICE/PACK/RESHAPE
 variables into constants and converts that concrete function. ``TFLiteConverter.from_keras_model``
 did the same for the small presets, but on EfficientNet-Lite0 its full-integer conversion grew past
 19 GB of memory until the kernel killed it (TF 2.21 / Keras 3.15, 224×224); the frozen concrete
-function converts the same model in ≈ 1 GB and seconds. The run's manifest is embedded as a ZIP
-appended to the flatbuffer (:func:`edge_runtime.embedded.append_tflite_metadata`).
+function converts the same model in ≈ 1 GB and seconds. Each file carries the standard TFLite
+metadata (:mod:`exporter.tflite_metadata`) and the run's manifest, embedded as a ZIP appended to
+the flatbuffer (:func:`edge_runtime.embedded.append_tflite_metadata`) beside the labels file.
 
 Compatibility with tflite-runtime 2.14 (the last release, still on many Pis) is checked two ways:
 statically, from the operator versions and the Dense layers' quantisation parsed from the
@@ -47,6 +48,7 @@ from exporter.formats import (
     Variant,
     register_format,
 )
+from exporter.tflite_metadata import add_standard_metadata
 
 TFLITE_RUNTIME = "tflite-runtime==2.14"
 
@@ -229,7 +231,10 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
     except Exception as error:  # the converter raises many types; report its first line
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ExportError(f"{fmt.name}: TFLite conversion failed ({first})") from error
-    return Converted(append_tflite_metadata(data, ctx.embedded_payload()), details)
+    # The standard metadata (for MediaPipe and the Task Library) first, then one appended archive
+    # holding its labels file and our payload; parity is judged on these final bytes.
+    data, files = add_standard_metadata(data, ctx.manifest)
+    return Converted(append_tflite_metadata(data, ctx.embedded_payload(), files), details)
 
 
 # -- compatibility ----------------------------------------------------------------------------

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from edge_runtime.progress import track
 from trainer.efficientnet_lite import FEATURES_LAYER
 
 HEAD_LAYERS = ("dropout", "scores")
@@ -52,16 +54,27 @@ def compute_features(
     out = CachedFeatures({}, {}, {})
     for split, batch in images.items():
         start = time.perf_counter()
-        features = extractor.predict(batch, batch_size=batch_size, verbose=0)
-        split_targets = targets[split]
-        if flip and split == "train":
-            mirrored = extractor.predict(np.ascontiguousarray(batch[:, :, ::-1]), batch_size=batch_size, verbose=0)
-            features = np.concatenate([features, mirrored])
-            split_targets = np.concatenate([split_targets, split_targets])
+        mirrored = flip and split == "train"
+        with track(f"features of {split} photos", len(batch) * (2 if mirrored else 1)) as advance:
+            features = _features(extractor, batch, batch_size, advance)
+            split_targets = targets[split]
+            if mirrored:
+                flipped = np.ascontiguousarray(batch[:, :, ::-1])
+                features = np.concatenate([features, _features(extractor, flipped, batch_size, advance)])
+                split_targets = np.concatenate([split_targets, split_targets])
         out.features[split] = features.astype(np.float32)
         out.targets[split] = split_targets
         out.seconds[split] = round(time.perf_counter() - start, 2)
     return out
+
+
+def _features(extractor: Any, images: np.ndarray, batch_size: int, advance: Callable[[int], None]) -> np.ndarray:
+    """The extractor's outputs batch by batch (what ``predict`` does), reporting each batch's progress."""
+    parts = []
+    for i in range(0, len(images), batch_size):
+        parts.append(np.asarray(extractor.predict_on_batch(images[i : i + batch_size])))
+        advance(len(parts[-1]))
+    return np.concatenate(parts)
 
 
 def head_model(model: Any) -> Any:

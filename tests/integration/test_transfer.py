@@ -71,6 +71,26 @@ def test_without_augmentation_there_are_no_mirrored_copies(small_data, tmp_path)
     assert Manifest.load(run).metrics["train_features"] == 20
 
 
+def test_feature_extraction_reports_progress_and_matches_predict(small_data, tmp_path, monkeypatch, capsys):
+    from edge_runtime import progress
+    from trainer.efficientnet_lite import FEATURES_LAYER
+    from trainer.transfer import compute_features
+
+    monkeypatch.setattr(progress, "PLAIN_AFTER_SECONDS", 0.0)
+    with progress.progress_mode("plain"):  # what --json and a non-terminal stderr get
+        run = _train(small_data, tmp_path / "run", epochs=1)
+    err = capsys.readouterr().err.splitlines()
+    # 20 training photos plus their mirrored copies, then the other splits: a line per tenth, then the last.
+    assert "features of train photos: 40/40" in err and "features of test photos: 8/8" in err, err
+    model = keras.models.load_model(run / "model.keras")
+    images = np.random.default_rng(0).integers(0, 256, (37, 32, 32, 3), dtype=np.uint8)  # a partial last batch
+    with progress.progress_mode("off"):
+        cached = compute_features(model, {"x": images}, {"x": np.zeros(37)}, flip=False, batch_size=16)
+    extractor = keras.Model(model.inputs, model.get_layer(FEATURES_LAYER).output)
+    np.testing.assert_allclose(cached.features["x"], extractor.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.slow  # four epochs through the whole network: about two minutes on 2 busy cores
 def test_fine_tune_trains_the_last_blocks_with_batchnorm_frozen(small_data, tmp_path, pretrained_state):
     run = _train(small_data, tmp_path / "run", epochs=2, fine_tune=True)

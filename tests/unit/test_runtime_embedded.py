@@ -1,6 +1,8 @@
 """Metadata embedded in model files: an appended ZIP for TFLite, a metadata_props entry for ONNX."""
 
+import io
 import json
+import struct
 import zipfile
 
 import pytest
@@ -37,6 +39,38 @@ def test_embedding_twice_replaces_instead_of_stacking():
     twice = append_tflite_metadata(once, MANIFEST.to_embedded())
     assert twice.startswith(FLATBUFFER)
     assert twice == append_tflite_metadata(FLATBUFFER, MANIFEST.to_embedded())
+    assert read_tflite_payload(twice) == MANIFEST.to_embedded()
+
+
+def test_labels_file_and_payload_share_one_archive_each_reader_finds_its_own():
+    data = append_tflite_metadata(FLATBUFFER, MANIFEST.to_embedded(), {"labels.txt": b"elephants\n"})
+    assert data.startswith(FLATBUFFER)
+    assert read_tflite_payload(data) == MANIFEST.to_embedded()  # edgeclf's reader
+    # The standard metadata's reader (MediaPipe, the Task Library) looks up its associated file by name
+    # in the ZIP at the end of the file; members are stored, not deflated, so they can be read in place.
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("labels.txt") == b"elephants\n"
+        infos = archive.infolist()
+    assert sorted(i.filename for i in infos) == [EMBEDDED_FILE, "labels.txt"]
+    assert {i.compress_type for i in infos} == {zipfile.ZIP_STORED}
+    # The central directory's stored offset counts from the file's first byte, as TFLite's own populator
+    # writes it (zipfile itself would hide a relative one).
+    end = data.rfind(b"PK\x05\x06")
+    directory = struct.unpack("<I", data[end + 16 : end + 20])[0]
+    assert directory > len(FLATBUFFER) and data[directory : directory + 4] == b"PK\x01\x02"
+    payload = json.dumps(MANIFEST.to_embedded(), sort_keys=True).encode()
+    for info in infos:
+        assert data[info.header_offset : info.header_offset + 4] == b"PK\x03\x04"
+        start = info.header_offset + 30 + len(info.filename)
+        assert data[start : start + info.file_size] == (b"elephants\n" if info.filename == "labels.txt" else payload)
+
+
+def test_re_embedding_the_payload_keeps_the_labels_file():
+    once = append_tflite_metadata(FLATBUFFER, {"x": 1}, {"labels.txt": b"a\nb\n"})
+    twice = append_tflite_metadata(once, MANIFEST.to_embedded())  # as the exporter adds its probes
+    assert twice == append_tflite_metadata(FLATBUFFER, MANIFEST.to_embedded(), {"labels.txt": b"a\nb\n"})
+    with zipfile.ZipFile(io.BytesIO(twice)) as archive:
+        assert archive.read("labels.txt") == b"a\nb\n"
     assert read_tflite_payload(twice) == MANIFEST.to_embedded()
 
 

@@ -6,7 +6,6 @@ and without it each command says in one line which extra to install.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from enum import Enum
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from edge_runtime.errors import missing_extra
+from kerasio import require_tensorflow
 from trainer.presets import PRESETS
 
 
@@ -44,8 +43,7 @@ class Split(str, Enum):
 
 
 def _require_tensorflow() -> None:
-    if importlib.util.find_spec("tensorflow") is None:
-        raise missing_extra("TensorFlow", "train")
+    require_tensorflow()
 
 
 def train(

@@ -326,8 +326,7 @@ def camera(
         every=every,
         max_frames=max_frames,
         duration=duration,
-        top_k=top_k,
-        threshold=threshold_value,
+        classifier=_options(format_name, backend, threads, top_k, threshold),
         retries=retries,
         read_timeout=read_timeout,
         size=size,
@@ -336,13 +335,14 @@ def camera(
     make_source = source_factory(source, size)  # fails fast (missing OpenCV) before the model loads
     sink = Webhook(webhook, on_event=lambda m: typer.echo(m, err=True)) if webhook else None
     notifier = Notifier()
-    with Classifier.open(model, _options(format_name, backend, threads, top_k, threshold)) as clf:
+    with Classifier.open(model, cam_options.classifier) as clf:
         typer.echo(
             f"model: {clf.path} ({_describe(clf)}); source: {make_source().name}",
             err=True,
         )
 
-        stabilizer = LabelStabilizer(clf.labels, stable)
+        # The open-set decision (--threshold auto) is taken on the smoothed scores, not the raw ones.
+        stabilizer = LabelStabilizer(clf.labels, stable, predict=clf.predictions)
 
         def on_frame(result: FrameResult) -> None:
             notifier.ping()

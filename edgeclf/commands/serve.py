@@ -28,7 +28,6 @@ from edgeclf.commands.runtime import (
     WebhookOpt,
     _describe,
     _options,
-    parse_threshold,
 )
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -129,7 +128,9 @@ def serve(
         max_body=int(max_upload_mb * 1024 * 1024),
         read_timeout=request_timeout,
         source=source,
-        camera=CameraOptions(source=source, top_k=top_k, threshold=parse_threshold(threshold)[0], retries=retries),
+        camera=CameraOptions(
+            source=source, classifier=_options(format_name, backend, threads, top_k, threshold), retries=retries
+        ),
         stable=StableOptions(smooth=smooth, hold=hold),
         max_fps=max_fps,
         loop=loop,
@@ -138,7 +139,7 @@ def serve(
         board_root=str(board_root),
     )
     notifier = Notifier()
-    clf = Classifier.open(model, _options(format_name, backend, threads, top_k, threshold))
+    clf = Classifier.open(model, options.camera.classifier)
     with clf:
         service = Service(clf, options, notifier)
         if not skip_verify:

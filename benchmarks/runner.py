@@ -274,7 +274,8 @@ def plan_rows(manifest: Manifest, config: BenchmarkConfig, run_dir: Path) -> tup
     return entries, reference
 
 
-def _split(total: int, parts: int) -> list[int]:
+def split_evenly(total: int, parts: int) -> list[int]:
+    """``total`` runs shared among ``parts`` rounds as evenly as possible (the first rounds take the rest)."""
     base, extra = divmod(total, parts)
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
@@ -345,8 +346,8 @@ def measure(
         invoke = {n: [[] for _ in range(config.rounds)] for n in names}
         e2e = {n: [[] for _ in range(config.rounds)] for n in names}
         cpu_ms = dict.fromkeys(names, 0.0)
-        invoke_split = _split(config.runs, config.rounds)
-        e2e_split = _split(config.e2e_runs, config.rounds) if files else [0] * config.rounds
+        invoke_split = split_evenly(config.runs, config.rounds)
+        e2e_split = split_evenly(config.e2e_runs, config.rounds) if files else [0] * config.rounds
         with track("benchmark rounds", config.rounds * len(names)) as advance:
             for r in range(config.rounds):
                 say(f"round {r + 1}/{config.rounds}")
@@ -398,7 +399,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
     host = host_info()
     samples, source = benchmark_samples(manifest, config.data)
     if config.max_images is not None:
-        samples = _take_balanced(samples, config.max_images)
+        samples = take_balanced(samples, config.max_images)
     loaded = load_samples(samples, manifest.input)
     if len(loaded.images) == 0:
         raise DatasetError(f"{source}: none of the {len(samples)} images could be decoded")
@@ -459,7 +460,7 @@ def _manifest_flops(manifest: Manifest) -> int | None:
     return None
 
 
-def _take_balanced(samples: tuple[Sample, ...], limit: int) -> tuple[Sample, ...]:
+def take_balanced(samples: tuple[Sample, ...], limit: int) -> tuple[Sample, ...]:
     """At most ``limit`` samples, taking classes in turn so a cut keeps them balanced."""
     by_label: dict[int, list[Sample]] = {}
     for sample in samples:

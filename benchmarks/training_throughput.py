@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     import tensorflow as tf
 
     from trainer.presets import get_preset
-    from trainer.train import _targets, make_dataset
+    from trainer.train import make_dataset, training_targets
 
     preset = get_preset(args.preset)
     side = args.image_size or preset.image_size
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     pipeline_ds = make_dataset(
         tf,
         loaded.images,
-        _targets(loaded.labels, num_classes),
+        training_targets(loaded.labels, num_classes),
         batch_size=batch,
         shuffle_seed=0,
         augmentation=preset.augmentation(0),

@@ -37,7 +37,7 @@ def append_tflite_metadata(data: bytes, payload: Mapping[str, Any]) -> bytes:
 
     An earlier edgeclf archive at the end of ``data`` is replaced, so embedding twice is harmless.
     """
-    data = _strip_tflite_metadata(bytes(data))
+    data = strip_tflite_metadata(bytes(data))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         info = zipfile.ZipInfo(EMBEDDED_FILE, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: reproducible bytes
@@ -77,7 +77,8 @@ def _open_archive(data: bytes) -> zipfile.ZipFile | None:
     return None
 
 
-def _strip_tflite_metadata(data: bytes) -> bytes:
+def strip_tflite_metadata(data: bytes) -> bytes:
+    """``data`` without the archive this module appends (the bare model bytes); unchanged when there is none."""
     archive = _open_archive(data)
     if archive is None:
         return data

@@ -326,7 +326,7 @@ def compare(
     }
 
 
-def _judge(
+def judge(
     bounds: Any, reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """:func:`compare` plus ``"failures"``: one line per bound ``scores`` miss."""
@@ -669,7 +669,7 @@ def _export_locked(
             )  # a bad calibration folder fails here, before anything is written
         reference = keras_scores(model, images.images, manifest.output_activation)
         ctx.validation_images = images.images
-        ctx.judge = lambda fmt, scores: _judge(
+        ctx.judge = lambda fmt, scores: judge(
             config.bounds.get(fmt.name, fmt.bounds), reference, scores, images.labels, manifest.labels
         )
         keras_accuracy = float(np.mean(reference.argmax(axis=1) == images.labels))

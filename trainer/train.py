@@ -317,11 +317,15 @@ def _log_report(report: dict[str, Any], log: _Log) -> None:
         log(f"{name}: {counts}{note}")
 
 
-def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    # One sigmoid unit for two classes (binary cross-entropy wants float (N, 1)); class ids otherwise.
+def training_targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """What ``fit`` takes for ``labels``: float ``(N, 1)`` for two classes (one sigmoid unit, binary
+    cross-entropy), the int64 class ids otherwise."""
     if num_classes == 2:
         return labels.astype(np.float32).reshape(-1, 1)
     return labels.astype(np.int64)
+
+
+_targets = training_targets  # the short name the training steps below use
 
 
 def make_dataset(

@@ -149,7 +149,7 @@ def parse_threshold(text: str) -> tuple[float, bool]:
         raise InputShapeError("--threshold", "a probability between 0 and 1, or auto", text) from None
 
 
-def _options(
+def classifier_options(
     format_name: str | None,
     backend: BackendName | None,
     threads: int | None,
@@ -157,6 +157,7 @@ def _options(
     threshold: str,
     max_megapixels: float = DEFAULT_MAX_PIXELS / 1e6,
 ) -> ClassifierOptions:
+    """The :class:`ClassifierOptions` the command-line flags ask for (``--threshold auto`` sets ``unknown``)."""
     value, unknown = parse_threshold(threshold)
     return ClassifierOptions(
         format=format_name,
@@ -169,7 +170,8 @@ def _options(
     )
 
 
-def _describe(clf: Classifier) -> str:
+def describe_classifier(clf: Classifier) -> str:
+    """``format, backend, N threads`` of a loaded classifier, for the one line each command prints first."""
     threads = clf.session.threads
     return f"{clf.format}, {clf.backend_name}, {threads} thread{'' if threads == 1 else 's'}"
 
@@ -212,12 +214,12 @@ def classify(
     A file that cannot be read (corrupt, truncated, empty, not an image, too large) gets one line on
     stderr and the run goes on. Exit code 0 when every file was classified, 1 when any failed.
     """
-    options = _options(format_name, backend, threads, top_k, threshold, max_megapixels)
+    options = classifier_options(format_name, backend, threads, top_k, threshold, max_megapixels)
     clf = Classifier.open(model, options)
     ok = failed = 0
     started = time.perf_counter()
     with clf:
-        header = f"model: {clf.path} ({_describe(clf)})"
+        header = f"model: {clf.path} ({describe_classifier(clf)})"
         if not json_output:
             typer.echo(header)
             typer.echo(f"{'file':<40}  {'label':<16}  {'score':>6}  top-{top_k}")
@@ -326,7 +328,7 @@ def camera(
         every=every,
         max_frames=max_frames,
         duration=duration,
-        classifier=_options(format_name, backend, threads, top_k, threshold),
+        classifier=classifier_options(format_name, backend, threads, top_k, threshold),
         retries=retries,
         read_timeout=read_timeout,
         size=size,
@@ -337,7 +339,7 @@ def camera(
     notifier = Notifier()
     with Classifier.open(model, cam_options.classifier) as clf:
         typer.echo(
-            f"model: {clf.path} ({_describe(clf)}); source: {make_source().name}",
+            f"model: {clf.path} ({describe_classifier(clf)}); source: {make_source().name}",
             err=True,
         )
 

@@ -26,8 +26,8 @@ from edgeclf.commands.runtime import (
     ThresholdOpt,
     TopKOpt,
     WebhookOpt,
-    _describe,
-    _options,
+    classifier_options,
+    describe_classifier,
 )
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -51,7 +51,7 @@ def verify(
     """
     from edge_runtime.probes import verify_model
 
-    report = verify_model(model, _options(format_name, backend, threads, 1, "0"), tolerance)
+    report = verify_model(model, classifier_options(format_name, backend, threads, 1, "0"), tolerance)
     if json_output:
         typer.echo(json.dumps(report.to_dict()))
     if not report.ok:
@@ -129,7 +129,9 @@ def serve(
         read_timeout=request_timeout,
         source=source,
         camera=CameraOptions(
-            source=source, classifier=_options(format_name, backend, threads, top_k, threshold), retries=retries
+            source=source,
+            classifier=classifier_options(format_name, backend, threads, top_k, threshold),
+            retries=retries,
         ),
         stable=StableOptions(smooth=smooth, hold=hold),
         max_fps=max_fps,
@@ -155,7 +157,9 @@ def serve(
                 if self.started:
                     bound = self.servers[0].sockets[0].getsockname()
                     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-                    typer.echo(f"serving {clf.path.name} ({_describe(clf)}) on http://{shown}:{bound[1]}/", err=True)
+                    typer.echo(
+                        f"serving {clf.path.name} ({describe_classifier(clf)}) on http://{shown}:{bound[1]}/", err=True
+                    )
                     sys.stderr.flush()
                     notifier.ready(f"serving on port {bound[1]}")
 

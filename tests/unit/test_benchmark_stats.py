@@ -10,7 +10,7 @@ import pytest
 from benchmarks.config import BenchmarkConfig
 from benchmarks.host import cpu_features, cpu_mhz, cpu_model, peak_fp32_gflops
 from benchmarks.report import COLUMNS, cells
-from benchmarks.runner import Row, _split, _take_balanced
+from benchmarks.runner import Row, split_evenly, take_balanced
 from benchmarks.stats import can_rank, summarize, unrankable_pairs
 from edge_runtime.dataset import Sample
 from edge_runtime.errors import EdgeclfError
@@ -96,14 +96,14 @@ def test_config_refuses_bad_values(tmp_path: Path) -> None:
 
 
 def test_split_and_balanced_take() -> None:
-    assert _split(10, 3) == [4, 3, 3]
-    assert sum(_split(7, 7)) == 7
+    assert split_evenly(10, 3) == [4, 3, 3]
+    assert sum(split_evenly(7, 7)) == 7
     samples = tuple(Sample(Path(f"a{i}.jpg"), 0) for i in range(5)) + tuple(
         Sample(Path(f"b{i}.jpg"), 1) for i in range(2)
     )
-    taken = _take_balanced(samples, 4)
+    taken = take_balanced(samples, 4)
     assert [s.label for s in taken] == [0, 1, 0, 1]
-    assert len(_take_balanced(samples, 100)) == 7
+    assert len(take_balanced(samples, 100)) == 7
 
 
 def test_row_cells_for_a_row_that_could_not_run() -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import first_line
+from kerasio import import_tensorflow
 
 ONNX_VARIANTS = {
     # name: (quant_format, activation, weight, per_channel, reduce_range)
@@ -57,10 +58,8 @@ def _calibration(data: Path, spec, count: int) -> np.ndarray:
 
 def export(out: Path, data: Path, preset_name: str, size: int | None, count: int) -> None:
     """Write every variant into ``out``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    tf, keras = import_tensorflow()
     import onnx
-    import tensorflow as tf
     import tf2onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,

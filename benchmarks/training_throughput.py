@@ -40,6 +40,7 @@ from edge_runtime.dataset import Sample, load_samples, open_labelled_folder
 from edge_runtime.errors import ImageDecodeError
 from edge_runtime.manifest import InputSpec
 from edge_runtime.preprocess import preprocess
+from kerasio import import_tensorflow
 
 
 def _baseline_dataset(keras, samples, spec, batch_size, augmentation, num_classes, decoder, seed):
@@ -91,9 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    tf, keras = import_tensorflow()
 
     from trainer.presets import get_preset
     from trainer.train import make_dataset, training_targets

@@ -114,8 +114,8 @@ class KerasRunner:
     """The trained ``model.keras``: the reference row (TensorFlow imported here only)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from edge_runtime.manifest import Manifest, run_file
+        from kerasio import import_tensorflow, load_run_model
 
         self.manifest = Manifest.load(spec["run_dir"])
         self.files = [Path(p) for p in spec.get("files") or ()]
@@ -124,16 +124,11 @@ class KerasRunner:
         if frame is None:
             frame = np.zeros(self.manifest.input.shape, np.uint8)
         start = time.perf_counter()
-        import tensorflow as tf
-
+        tf, keras = import_tensorflow()
         threads = spec.get("threads")
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
             tf.config.threading.set_inter_op_parallelism_threads(1)
-        import keras
-
-        from kerasio import load_run_model
-
         self.tf = tf
         self.model = load_run_model(spec["run_dir"], self.manifest)
         self.forward = tf.function(lambda x: self.model(x, training=False))

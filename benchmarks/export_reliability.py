@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from edge_runtime.child import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_EPOCHS = 30  # the Makefile's DEMO_TRAIN_ARGS
@@ -39,18 +40,13 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "edgeclf.cli", *args]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
-
-
 def _run(command: list[str], log: Path) -> tuple[int, float, str]:
     """Run ``command`` with its stderr to ``log``; return exit code, seconds and stdout."""
     started = time.perf_counter()
     with log.open("w") as err:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True, env=_env(), cwd=ROOT)
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=err, text=True, env=child_env(quiet_tensorflow=True), cwd=ROOT
+        )
     return done.returncode, time.perf_counter() - started, done.stdout
 
 

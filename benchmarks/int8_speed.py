@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.errors import first_line
+from kerasio import import_tensorflow
+
 ONNX_VARIANTS = {
     # name: (quant_format, activation, weight, per_channel, reduce_range)
     "qdq_u8s8_pc": ("QDQ", "QUInt8", "QInt8", True, False),
@@ -55,10 +58,8 @@ def _calibration(data: Path, spec, count: int) -> np.ndarray:
 
 def export(out: Path, data: Path, preset_name: str, size: int | None, count: int) -> None:
     """Write every variant into ``out``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    tf, keras = import_tensorflow()
     import onnx
-    import tensorflow as tf
     import tf2onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -197,7 +198,7 @@ def measure(models: Path, threads: int, rounds: int, calls: int, cpu: bool, only
                 run()
             runners[name] = run
         except Exception as error:  # a variant an interpreter refuses is reported, not fatal
-            print(f"{name}: could not run ({str(error).splitlines()[0][:120]})")
+            print(f"{name}: could not run ({first_line(error)[:120]})")
     clock = time.thread_time if cpu else time.perf_counter
     times: dict[str, list[float]] = {name: [] for name in runners}
     for r in range(rounds):

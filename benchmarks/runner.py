@@ -10,9 +10,7 @@ starting worker rotates), so a slow minute on the shared machine lands on all fo
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,11 +26,14 @@ import numpy as np
 from benchmarks.config import BenchmarkConfig
 from benchmarks.host import host_info, load_average
 from benchmarks.stats import Summary, summarize, unrankable_pairs
+from edge_runtime import metrics
 from edge_runtime.backends import BACKENDS
+from edge_runtime.child import child_env
 from edge_runtime.dataset import LabelledFolder, Sample, load_samples, open_labelled_folder, reopen_from_manifest
 from edge_runtime.errors import DatasetError, EdgeclfError, ManifestError
 from edge_runtime.manifest import Manifest
 from edge_runtime.progress import track
+from kerasio import require_tensorflow, tensorflow_installed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KERAS_ROW = "keras"
@@ -207,9 +208,7 @@ class _Worker:
     def __init__(self, name: str, spec: dict[str, Any], log_dir: Path) -> None:
         self.name = name
         self.log = log_dir / f"{name.replace('/', '_').replace(' ', '_')}.log"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env = child_env(quiet_tensorflow=True)
         with self.log.open("w") as stderr:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)],
@@ -246,9 +245,8 @@ class _Worker:
                 self.proc.wait()
 
 
-def tensorflow_available() -> bool:
-    """True when TensorFlow is importable (checked without importing it)."""
-    return importlib.util.find_spec("tensorflow") is not None
+# True when TensorFlow is importable (checked without importing it).
+tensorflow_available = tensorflow_installed
 
 
 @dataclass(frozen=True)
@@ -278,8 +276,7 @@ def plan_rows(manifest: Manifest, config: BenchmarkConfig, run_dir: Path) -> tup
         keras_ok = tensorflow_available() and (run_dir / manifest.model_file).is_file()
         reference = "keras" if keras_ok else "tflite-fp32"
     if reference == "keras":
-        if not tensorflow_available():
-            raise EdgeclfError("--reference keras needs TensorFlow: pip install 'edgeclf[train]' (or use tflite-fp32)")
+        require_tensorflow("TensorFlow (for --reference keras; or use --reference tflite-fp32)")
         if not (run_dir / manifest.model_file).is_file():
             raise ManifestError(f"{run_dir}: no {manifest.model_file} for the Keras reference row")
     elif not any(a.format == "tflite-fp32" for a in manifest.artifacts):
@@ -455,10 +452,10 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress | None = None) -> 
         row.reference = row.name == ref_name
         if row.name in scores:
             s = scores[row.name]
-            row.accuracy = float(np.mean(s.argmax(axis=1) == loaded.labels))
+            row.accuracy = metrics.accuracy(s, loaded.labels)
             if ref_scores is not None:
-                row.agreement = float(np.mean(s.argmax(axis=1) == ref_scores.argmax(axis=1)))
-                row.max_abs_diff = float(np.max(np.abs(s - ref_scores)))
+                row.agreement = metrics.agreement(s, ref_scores)
+                row.max_abs_diff = float(metrics.abs_diff(s, ref_scores).max())
         if flops and row.invoke:
             row.gflops_per_s = flops / (row.invoke.p50 / 1000.0) / 1e9
     if ref_scores is None:

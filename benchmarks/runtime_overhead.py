@@ -33,6 +33,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from edge_runtime.child import child_env
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -61,7 +63,7 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_classify_s": t3
 
 
 def _python(code: str, *args: str) -> str:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = child_env()
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=True)
     return done.stdout.strip().splitlines()[-1]
 

@@ -140,7 +140,7 @@ def _plot(result: SustainedResult, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    from benchmarks.report import _save
+    from benchmarks.report import save_figure
 
     t = [s.seconds for s in result.samples]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -160,6 +160,6 @@ def _plot(result: SustainedResult, path: Path) -> Path | None:
         f"{result.format} ({result.backend}, {result.threads} threads) under sustained load; shaded: throttled"
     )
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
     return path

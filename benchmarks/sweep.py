@@ -15,11 +15,12 @@ from typing import Any
 
 from benchmarks.config import BenchmarkConfig
 from benchmarks.host import host_info, load_average
-from benchmarks.runner import KERAS_ROW, Entry, Progress, benchmark_samples, measure, plan_rows, tensorflow_available
+from benchmarks.runner import KERAS_ROW, Entry, Progress, benchmark_samples, measure, plan_rows
 from edge_runtime.dataset import load_samples
-from edge_runtime.errors import EdgeclfError, missing_extra
+from edge_runtime.errors import EdgeclfError
 from edge_runtime.fileio import atomic_write_text
 from edge_runtime.manifest import Manifest
+from kerasio import require_tensorflow
 
 
 @dataclass
@@ -116,8 +117,7 @@ def run_sweep(config: BenchmarkConfig, progress: Progress | None = None) -> Swee
 def _size_sweep(
     config: BenchmarkConfig, manifest: Manifest, work: Path, samples: Any, say: Progress
 ) -> list[SweepPoint]:
-    if not tensorflow_available():
-        raise missing_extra("TensorFlow (to build and export a model per input size)", "train")
+    require_tensorflow("TensorFlow (to build and export a model per input size)")
     from exporter import ExportConfig, export_run
     from trainer.presets import count_flops, get_preset
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_runtime.dataset import Sample, load_samples, open_labelled_folder
 from edge_runtime.errors import ImageDecodeError
 from edge_runtime.preprocess import preprocess
+from kerasio import import_tensorflow
 
 
 def _baseline_dataset(keras, samples, spec, batch_size, augmentation, num_classes, decoder, seed):
@@ -90,12 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    tf, keras = import_tensorflow()
 
     from trainer.presets import get_preset
-    from trainer.train import _targets, make_dataset
+    from trainer.train import make_dataset, training_targets
 
     preset = get_preset(args.preset)
     side = args.image_size or preset.image_size
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     pipeline_ds = make_dataset(
         tf,
         loaded.images,
-        _targets(loaded.labels, num_classes),
+        training_targets(loaded.labels, num_classes),
         batch_size=batch,
         shuffle_seed=0,
         augmentation=preset.augmentation(0),

@@ -27,6 +27,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from edge_runtime.errors import first_line
+
 
 def _protocol_stream() -> TextIO:
     """Keep the real stdout for the protocol; send everything else printed to stderr."""
@@ -112,8 +114,8 @@ class KerasRunner:
     """The trained ``model.keras``: the reference row (TensorFlow imported here only)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from edge_runtime.manifest import Manifest, run_file
+        from kerasio import import_tensorflow, load_run_model
 
         self.manifest = Manifest.load(spec["run_dir"])
         self.files = [Path(p) for p in spec.get("files") or ()]
@@ -122,16 +124,13 @@ class KerasRunner:
         if frame is None:
             frame = np.zeros(self.manifest.input.shape, np.uint8)
         start = time.perf_counter()
-        import tensorflow as tf
-
+        tf, keras = import_tensorflow()
         threads = spec.get("threads")
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
             tf.config.threading.set_inter_op_parallelism_threads(1)
-        import keras
-
         self.tf = tf
-        self.model = keras.models.load_model(path, compile=False)
+        self.model = load_run_model(spec["run_dir"], self.manifest)
         self.forward = tf.function(lambda x: self.model(x, training=False))
         self.frame = tf.constant(frame[None])
         self.forward(self.frame).numpy()
@@ -146,7 +145,7 @@ class KerasRunner:
         }
 
     def _scores(self, raw: Any) -> np.ndarray:
-        from edge_runtime.classifier import to_scores
+        from edge_runtime.metrics import to_scores
 
         return to_scores(np.asarray(raw), self.manifest.output_activation)
 
@@ -217,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             ready["scoring_s"] = time.perf_counter() - start
         runner.warm_up(int(spec.get("warmup", 10)))
     except Exception as error:  # reported as this row's status ("could not run: ..."), never a crash
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         send({"error": message if _is_domain(error) else f"{type(error).__name__}: {message}"})
         return 1
     send({"ready": ready})

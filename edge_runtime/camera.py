@@ -9,10 +9,11 @@ Sources (the packages are imported only when a source is opened):
 - OpenCV ``VideoCapture`` — a USB camera index (``0``), a video file, or an RTSP/HTTP stream URL.
   OpenCV frames are **BGR**.
 
-The loop (:func:`run_camera`) reads every frame in a helper thread with a timeout, so a camera that
-stops delivering frames is noticed instead of hanging; a lost or stalled source is reopened with
-exponential backoff, each attempt reported; a video file's end stops the loop normally; Ctrl-C stops
-it with a summary.
+The loop (:func:`run_camera`) is glue between two parts: a :class:`SourceSupervisor`, which reads
+every frame in a helper thread with a timeout (a camera that stops delivering frames is noticed
+instead of hanging), reopens a lost or stalled source with exponential backoff, each attempt
+reported, and ends at a video file's end; and :func:`classify_frame`, the per-frame step. Ctrl-C
+stops it with a summary.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from edge_runtime.classifier import Classifier, Prediction
+from edge_runtime.classifier import Classifier, ClassifierOptions, Prediction
 from edge_runtime.errors import CameraError, ConfigError, EdgeclfError, missing_extra
 
 PICAMERA2 = "picamera2"
@@ -46,8 +47,8 @@ class CameraOptions:
         every: classify one frame in ``every`` (the others are read and dropped).
         max_frames: stop after this many classified frames.
         duration: stop after this many seconds.
-        top_k: labels kept per frame.
-        threshold: drop labels below this probability.
+        classifier: top-k and threshold of each frame's labels (and the rest of how the model is
+            loaded and queried): the :class:`ClassifierOptions` the classifier was opened with.
         retries: reconnection attempts in a row before giving up.
         backoff: first wait before reconnecting, in seconds; doubled each attempt up to ``max_backoff``.
         read_timeout: a frame that takes longer than this to arrive counts as a stall.
@@ -59,8 +60,7 @@ class CameraOptions:
     every: int = 1
     max_frames: int | None = None
     duration: float | None = None
-    top_k: int = 1
-    threshold: float = 0.0
+    classifier: ClassifierOptions = field(default_factory=ClassifierOptions)
     retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 8.0
@@ -282,6 +282,13 @@ class CameraSummary:
             "labels": self.labels,
         }
 
+    def count(self, predictions: list[Prediction], latency_ms: float) -> None:
+        """Record one classified frame: its latency and its top label."""
+        self.frames_classified += 1
+        self.latency_ms.append(latency_ms)
+        if predictions:
+            self.labels[predictions[0].label] = self.labels.get(predictions[0].label, 0) + 1
+
     def line(self) -> str:
         """One human-readable line."""
         labels = ", ".join(f"{k} {v}" for k, v in sorted(self.labels.items(), key=lambda kv: -kv[1])) or "none"
@@ -355,6 +362,152 @@ def _close_after(stalled: _Stalled, source: FrameSource) -> None:
     threading.Thread(target=wait_then_close, name="edgeclf-camera-close-later", daemon=True).start()
 
 
+class SourceSupervisor:
+    """Keeps a frame source going: opens it, reads with a timeout, reopens a lost one with backoff.
+
+    :meth:`frames` yields ``(frame, color_order)`` until the source ends (a video file), the
+    deadline passes, or ``retries`` reconnections in a row have failed; :attr:`stopped` (and
+    :attr:`error`) then say why. ``clock`` and ``sleep`` are injectable, so the backoff is testable
+    without waiting.
+    """
+
+    def __init__(
+        self,
+        make_source: Callable[[], FrameSource],
+        options: CameraOptions,
+        on_event: Callable[[str], None] = lambda message: None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._make_source = make_source
+        self._first: FrameSource | None = make_source()
+        self.name = self._first.name
+        self.options = options
+        self._on_event = on_event
+        self._clock = clock
+        self._sleep = sleep
+        self._current: FrameSource | None = None
+        self.reconnects = 0
+        self.stopped = ""  # duration, end of stream, source failed
+        self.error: str | None = None
+
+    def frames(self, deadline: float | None = None) -> Iterator[tuple[np.ndarray, str]]:
+        """Frames in their source's channel order until a stop condition (see the class docstring).
+
+        Raises:
+            CameraError: the source could not be opened the first time.
+        """
+        failures = 0
+        while True:
+            if deadline is not None and self._clock() >= deadline:
+                self.stopped = "duration"
+                return
+            try:
+                frame, color_order = self._read()
+            except _EndOfStream:
+                self.stopped = "end of stream"
+                return
+            except _Lost as lost:
+                failures += 1
+                if failures > self.options.retries:
+                    self.stopped = "source failed"
+                    self.error = f"{self.name}: {lost}; gave up after {self.options.retries} reconnection attempts"
+                    self._on_event(self.error)
+                    return
+                self._back_off(str(lost), failures, deadline)
+                continue
+            failures = 0
+            yield frame, color_order
+
+    def close(self) -> None:
+        """Release the current source (waiting at most a moment: see :func:`_close_quietly`)."""
+        if self._current is not None:
+            _close_quietly(self._current)
+            self._current = None
+
+    def _read(self) -> tuple[np.ndarray, str]:
+        """One frame and its channel order, opening the source first if needed; :class:`_Lost` when it failed."""
+        if self._current is None:
+            self._current = self._connect()
+        try:
+            frame = _call_with_timeout(self._current.read, self.options.read_timeout)
+        except _Stalled as stalled:
+            _close_after(stalled, self._current)
+            self._current = None
+            raise _Lost(f"no frame for {self.options.read_timeout:g} s (stalled)") from None
+        except Exception as error:  # a driver error mid-stream is a disconnect, not a crash
+            self.close()
+            raise _Lost(f"read failed ({type(error).__name__}: {error})") from None
+        if frame is None:
+            if self._current.finite:
+                raise _EndOfStream
+            self.close()
+            raise _Lost("stopped delivering frames")
+        return frame, self._current.color_order
+
+    def _connect(self) -> FrameSource:
+        first, self._first = self._first, None
+        fresh = first or self._make_source()
+        try:
+            _call_with_timeout(fresh.open, self.options.open_timeout)
+        except _Stalled as stalled:
+            _close_after(stalled, fresh)
+            if first is not None:
+                raise CameraError(f"{self.name}: did not open within {self.options.open_timeout:g} s") from None
+            raise _Lost(f"did not reopen within {self.options.open_timeout:g} s") from None
+        except CameraError as error:
+            if first is not None:
+                raise
+            raise _Lost(str(error).removeprefix(f"{self.name}: ")) from None
+        return fresh
+
+    def _back_off(self, problem: str, failures: int, deadline: float | None) -> None:
+        wait = min(self.options.max_backoff, self.options.backoff * 2 ** (failures - 1))
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - self._clock()))
+        self._on_event(
+            f"{self.name}: {problem}; reconnecting in {wait:.1f} s (attempt {failures}/{self.options.retries})"
+        )
+        self.reconnects += 1
+        self._sleep(wait)
+
+
+class _Lost(Exception):
+    """The source failed (the message says how); it has been closed and will be reopened."""
+
+
+class _EndOfStream(Exception):
+    """A finite source (a video file) has no more frames."""
+
+
+class FrameRate:
+    """Classified frames per second over the last ``window`` frames."""
+
+    def __init__(self, window: int = 30) -> None:
+        self._times: deque[float] = deque(maxlen=window)
+
+    def tick(self, now: float) -> float:
+        """Record a frame at ``now``; return the rate over the window (0.0 until two frames)."""
+        self._times.append(now)
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if len(self._times) > 1 and span > 0 else 0.0
+
+
+def classify_frame(
+    classifier: Classifier, frame: np.ndarray, color_order: str, options: ClassifierOptions
+) -> tuple[np.ndarray, np.ndarray, list[Prediction], float]:
+    """One frame through the model: ``(input, scores, predictions, latency_ms)``.
+
+    The predictions use ``options``' top-k and threshold and the classifier's own open-set
+    decision; the latency covers preprocessing, inference and post-processing.
+    """
+    began = time.perf_counter()
+    image = classifier.preprocess(frame, color_order=color_order)
+    scores = classifier.scores(image)[0]
+    predictions = classifier.predictions(scores, options.top_k, options.threshold)
+    return image, scores, predictions, (time.perf_counter() - began) * 1000.0
+
+
 def run_camera(
     classifier: Classifier,
     make_source: Callable[[], FrameSource],
@@ -362,6 +515,7 @@ def run_camera(
     on_frame: Callable[[FrameResult], None],
     on_event: Callable[[str], None] = lambda message: None,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> CameraSummary:
     """Classify frames from ``make_source()`` until a stop condition; return a summary.
 
@@ -377,116 +531,44 @@ def run_camera(
         on_frame: called with each classified frame.
         on_event: called with one line per reconnection attempt or failure.
         clock: monotonic seconds (tests may pass a fake).
+        sleep: waits between reconnections (tests may pass a fake).
     """
-    source = make_source()
-    summary = CameraSummary(source=source.name)
+    supervisor = SourceSupervisor(make_source, options, on_event, clock, sleep)
+    summary = CameraSummary(source=supervisor.name)
     start = clock()
     deadline = None if options.duration is None else start + options.duration
-    recent: deque[float] = deque(maxlen=30)
-    failures = 0
-    opened_once = False
-    current: FrameSource | None = None
-
-    def connect() -> FrameSource:
-        fresh = source if not opened_once else make_source()
-        try:
-            _call_with_timeout(fresh.open, options.open_timeout)
-        except _Stalled as stalled:
-            _close_after(stalled, fresh)
-            raise
-        return fresh
-
+    rate = FrameRate()
     try:
-        while True:
-            now = clock()
-            if deadline is not None and now >= deadline:
-                summary.stopped = "duration"
-                break
-            problem = None
-            if current is None:
-                try:
-                    current = connect()
-                    opened_once = True
-                except _Stalled:
-                    if not opened_once:
-                        raise CameraError(f"{source.name}: did not open within {options.open_timeout:g} s") from None
-                    problem = f"did not reopen within {options.open_timeout:g} s"
-                except CameraError as error:
-                    if not opened_once:
-                        raise
-                    problem = str(error).removeprefix(f"{source.name}: ")
-            frame = None
-            if current is not None:
-                try:
-                    frame = _call_with_timeout(current.read, options.read_timeout)
-                except _Stalled as stalled:
-                    problem = f"no frame for {options.read_timeout:g} s (stalled)"
-                    _close_after(stalled, current)
-                    current = None
-                except Exception as error:  # a driver error mid-stream is a disconnect, not a crash
-                    problem = f"read failed ({type(error).__name__}: {error})"
-                else:
-                    if frame is None:
-                        if current.finite:
-                            summary.stopped = "end of stream"
-                            break
-                        problem = "stopped delivering frames"
-            if problem is not None:
-                if current is not None:
-                    _close_quietly(current)
-                    current = None
-                failures += 1
-                if failures > options.retries:
-                    summary.stopped = "source failed"
-                    summary.error = f"{source.name}: {problem}; gave up after {options.retries} reconnection attempts"
-                    on_event(summary.error)
-                    break
-                wait = min(options.max_backoff, options.backoff * 2 ** (failures - 1))
-                if deadline is not None:
-                    wait = max(0.0, min(wait, deadline - clock()))
-                on_event(
-                    f"{source.name}: {problem}; reconnecting in {wait:.1f} s (attempt {failures}/{options.retries})"
-                )
-                summary.reconnects += 1
-                time.sleep(wait)
-                continue
-            failures = 0
+        for frame, color_order in supervisor.frames(deadline):
             summary.frames_read += 1
             if (summary.frames_read - 1) % options.every:
                 continue
-            began = time.perf_counter()
-            image = classifier.preprocess(frame, color_order=current.color_order)
-            scores = classifier.scores(image)[0]
-            predictions = classifier.predictions(scores, options.top_k, options.threshold)
-            latency = (time.perf_counter() - began) * 1000.0
+            image, scores, predictions, latency = classify_frame(classifier, frame, color_order, options.classifier)
             now = clock()
-            recent.append(now)
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-            summary.frames_classified += 1
-            summary.latency_ms.append(latency)
-            if predictions:
-                summary.labels[predictions[0].label] = summary.labels.get(predictions[0].label, 0) + 1
+            summary.count(predictions, latency)
             on_frame(
                 FrameResult(
                     frame=summary.frames_read,
                     classified=summary.frames_classified,
                     seconds=now - start,
                     predictions=predictions,
-                    fps=fps,
+                    fps=rate.tick(now),
                     latency_ms=latency,
                     input=image,
                     scores=scores,
                     source_frame=frame,
-                    color_order=current.color_order,
+                    color_order=color_order,
                 )
             )
             if options.max_frames is not None and summary.frames_classified >= options.max_frames:
                 summary.stopped = "max-frames"
                 break
+        else:
+            summary.stopped, summary.error = supervisor.stopped, supervisor.error
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
     finally:
-        if current is not None:
-            _close_quietly(current)
+        supervisor.close()
+        summary.reconnects = supervisor.reconnects
         summary.seconds = clock() - start
     return summary

@@ -36,6 +36,7 @@ from edge_runtime.errors import (
 )
 from edge_runtime.fileio import sha256_file
 from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorInfo, run_file
+from edge_runtime.metrics import to_scores
 from edge_runtime.open_set import UNKNOWN_LABEL, calibrated
 from edge_runtime.preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
 
@@ -131,19 +132,6 @@ def dequantize(raw: np.ndarray, tensor: TensorInfo) -> np.ndarray:
             np.float32
         )
     return raw.astype(np.float32)
-
-
-def to_scores(outputs: np.ndarray, activation: str) -> np.ndarray:
-    """Per-label probabilities ``(N, num_labels)`` from the model's real-valued outputs.
-
-    ``sigmoid``: one column ``p`` (the second label's probability) becomes ``[1 - p, p]``.
-    ``softmax``: the columns already are the labels' probabilities.
-    """
-    outputs = np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)
-    if activation == "sigmoid":
-        p = np.clip(outputs[:, :1], 0.0, 1.0)
-        return np.concatenate([1.0 - p, p], axis=1)
-    return outputs
 
 
 def top_predictions(

@@ -45,7 +45,7 @@ def append_tflite_metadata(data: bytes, payload: Mapping[str, Any], files: Mappi
     TFLite's own metadata populator writes them (MediaPipe reads associated files in place).
     """
     kept = _archived_files(bytes(data))
-    data = _strip_tflite_metadata(bytes(data))
+    data = strip_tflite_metadata(bytes(data))
     members = {**kept, **(files or {}), EMBEDDED_FILE: json.dumps(dict(payload), sort_keys=True).encode("utf-8")}
     buffer = io.BytesIO()
     buffer.write(data)  # zipfile then records offsets counted from the flatbuffer's first byte
@@ -87,7 +87,8 @@ def _open_archive(data: bytes) -> zipfile.ZipFile | None:
     return None
 
 
-def _strip_tflite_metadata(data: bytes) -> bytes:
+def strip_tflite_metadata(data: bytes) -> bytes:
+    """``data`` without the archive this module appends (the bare model bytes); unchanged when there is none."""
     archive = _open_archive(data)
     if archive is None:
         return data

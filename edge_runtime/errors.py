@@ -62,6 +62,19 @@ class CameraError(EdgeclfError):
     """A camera or video source could not be opened or stopped delivering frames."""
 
 
+def first_line(error: BaseException | str) -> str:
+    """The first non-empty line of a (often multi-line) library error, or the error's type name.
+
+    TensorFlow, Keras and the interpreters put a stack of context under their first line; one
+    line is what a user-facing message quotes. A string (an error's text from a subprocess) works
+    too; an empty one gives ``""``.
+    """
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__ if isinstance(error, BaseException) else ""
+
+
 def missing_extra(what: str, extra: str) -> BackendUnavailableError:
     """Error for a feature that needs one of edgeclf's extras (``train``, ``edge``, ``camera``…)."""
     return BackendUnavailableError(what, f"pip install 'edgeclf[{extra}]'")

@@ -24,16 +24,19 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | Path) -> Iterator[Path]:
+def atomic_path(final: str | Path, *, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds.
 
     On any exception the temporary file is removed and ``final`` is left untouched.
     The temporary name starts with ``.`` and ends with ``.partial`` so it never matches a glob
-    for finished artifacts.
+    for finished artifacts. With ``keep_suffix`` it ends with ``.partial`` plus ``final``'s own
+    suffixes (``.partial.keras``, ``.partial.weights.h5``, ``.partial.png``), for writers that
+    insist on a suffix or pick the file format from it (Keras, matplotlib).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    suffix = ".partial" + ("".join(final.suffixes) if keep_suffix else "")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600; give the finished file the mode a plain open() would (0666 & ~umask).

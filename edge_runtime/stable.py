@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,11 +58,25 @@ class LabelChange:
 
 
 class LabelStabilizer:
-    """Feed it each frame's scores; it returns the smoothed top predictions and, rarely, a change."""
+    """Feed it each frame's scores; it returns the smoothed top predictions and, rarely, a change.
 
-    def __init__(self, labels: Sequence[str], options: StableOptions | None = None, clock: Any = time.time) -> None:
+    ``predict`` turns the smoothed scores into labels; pass the classifier's own
+    :meth:`~edge_runtime.classifier.Classifier.predictions` so its open-set decision (``unknown``
+    with ``--threshold auto``) is taken on the smoothed scores. The default ranks them as they are.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        options: StableOptions | None = None,
+        clock: Any = time.time,
+        predict: Callable[[np.ndarray, int, float], list[Prediction]] | None = None,
+    ) -> None:
         self.labels = tuple(labels)
         self.options = options or StableOptions()
+        self._predict = predict or (
+            lambda scores, top_k, threshold: top_predictions(scores, self.labels, top_k, threshold)
+        )
         self._window: deque[np.ndarray] = deque(maxlen=self.options.smooth)
         self._clock = clock
         self.current: str | None = None  # the announced label
@@ -80,7 +94,7 @@ class LabelStabilizer:
         self._frames += 1
         self._window.append(scores)
         smoothed = np.mean(np.stack(self._window), axis=0)
-        predictions = top_predictions(smoothed, self.labels, top_k, threshold)
+        predictions = self._predict(smoothed, top_k, threshold)
         leader = predictions[0].label if predictions else None
         if leader == self.current:
             self._candidate, self._streak = None, 0

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.metrics import top1
+
 
 def per_class_agreement(
     reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
@@ -25,8 +27,8 @@ def per_class_agreement(
         labels: true class ids ``(N,)``.
         names: label names by class id (default: the ids as text).
     """
-    top_ref = reference.argmax(axis=1)
-    top = scores.argmax(axis=1)
+    top_ref = top1(reference)
+    top = top1(scores)
     labels = np.asarray(labels)
     out = []
     for class_id in range(reference.shape[1]):

@@ -22,7 +22,6 @@ import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime import metrics
 from edge_runtime.compatibility import verdict_for
 from edge_runtime.dataset import (
     LoadedImages,
@@ -39,9 +39,9 @@ from edge_runtime.dataset import (
     open_labelled_folder,
     reopen_from_manifest,
 )
-from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
+from edge_runtime.errors import DatasetError, EdgeclfError, ExportError
 from edge_runtime.fileio import atomic_write_text, sha256_file
-from edge_runtime.manifest import Artifact, Manifest, RuntimeCheck, run_file
+from edge_runtime.manifest import Artifact, Manifest, RuntimeCheck
 from edge_runtime.outcome import Status
 from edge_runtime.probes import DEFAULT_PROBES, pick_probe_images
 from edge_runtime.progress import track
@@ -60,6 +60,7 @@ from exporter.formats import (
 )
 from exporter.open_set_fit import fit_open_set, unreachable_warning
 from exporter.probes import embed_probes, record_probes
+from kerasio import load_run_model
 
 REPORT_NAME = "export_report.json"
 # Private staging folders inside the run folder; removed at the end, or by the next export if killed.
@@ -177,51 +178,6 @@ def _check_writable(run_dir: Path) -> None:
             f"{run_dir}: cannot write into the run folder ({error.strerror or error}); "
             "fix its permissions or copy the run somewhere writable"
         ) from None
-
-
-def _load_keras(run_dir: Path, manifest: Manifest) -> Any:
-    path = run_file(run_dir, manifest.model_file)
-    if not path.is_file():
-        raise ManifestError(f"{path}: missing; the run folder is incomplete (re-run `edgeclf train`)")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    try:
-        import keras
-    except ImportError:
-        raise missing_extra("TensorFlow", "train") from None
-    if not zipfile.is_zipfile(path):  # else Keras says "File not found" about a file that exists
-        raise ManifestError(f"{path}: not a Keras archive (corrupt or truncated); re-run `edgeclf train`")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
-        text = str(error).strip().splitlines()
-        raise ManifestError(
-            f"{path}: cannot be loaded by Keras ({text[0] if text else type(error).__name__}); re-run `edgeclf train`"
-        ) from None
-    _check_model(path, model, manifest)
-    return model
-
-
-def _check_model(path: Path, model: Any, manifest: Manifest) -> None:
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ManifestError(
-            f"{path}: has {len(model.inputs)} inputs and {len(model.outputs)} outputs; expected 1 and 1"
-        )
-    spec = manifest.input
-    shape = tuple(model.inputs[0].shape)
-    if tuple(shape[1:]) != spec.shape:
-        raise ManifestError(
-            f"{path}: input shape {list(shape)} does not match the manifest's {spec.height}x{spec.width}x"
-            f"{spec.channels}; the manifest belongs to another model (re-run `edgeclf train`)"
-        )
-    dtype = str(getattr(model.inputs[0], "dtype", "uint8"))
-    if dtype != spec.dtype:
-        raise ManifestError(f"{path}: input dtype {dtype} does not match the manifest's {spec.dtype}")
-    width = model.outputs[0].shape[-1]
-    if width != manifest.num_outputs:
-        raise ManifestError(
-            f"{path}: outputs {width} values but the manifest has {len(manifest.labels)} labels "
-            f"({manifest.output_activation}, expects {manifest.num_outputs}); the manifest belongs to another model"
-        )
 
 
 def _sample(items: Sequence[Sample], count: int, seed: int) -> list[Sample]:
@@ -347,10 +303,8 @@ def _tflite_runtime_python(
 
 def keras_scores(model: Any, images: np.ndarray, activation: str, batch_size: int = 32) -> np.ndarray:
     """Per-label probabilities of the Keras model, in the same form the runtime's Classifier returns."""
-    from edge_runtime.classifier import to_scores
-
     outputs = [np.asarray(model(images[i : i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
-    return to_scores(np.concatenate(outputs).astype(np.float32), activation)
+    return metrics.to_scores(np.concatenate(outputs).astype(np.float32), activation)
 
 
 def compare(
@@ -358,15 +312,13 @@ def compare(
 ) -> dict[str, Any]:
     """Top-1 agreement, |Δp| and accuracy of ``scores`` against the Keras ``reference`` probabilities,
     overall and per true class (``per_class``)."""
-    top_ref = reference.argmax(axis=1)
-    top = scores.argmax(axis=1)
-    diff = np.abs(scores.astype(np.float64) - reference.astype(np.float64))
-    accuracy = float(np.mean(top == labels))
-    keras_accuracy = float(np.mean(top_ref == labels))
+    diff = metrics.abs_diff(scores, reference)
+    accuracy = metrics.accuracy(scores, labels)
+    keras_accuracy = metrics.accuracy(reference, labels)
     return {
         "images": len(labels),
-        "agreement": float(np.mean(top == top_ref)),
-        "disagreements": int(np.sum(top != top_ref)),
+        "agreement": metrics.agreement(scores, reference),
+        "disagreements": int(np.sum(metrics.top1(scores) != metrics.top1(reference))),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
         "accuracy": accuracy,
@@ -376,7 +328,7 @@ def compare(
     }
 
 
-def _judge(
+def judge(
     bounds: Any, reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """:func:`compare` plus ``"failures"``: one line per bound ``scores`` miss."""
@@ -681,7 +633,7 @@ def _export_locked(
     if unknown_bounds:
         raise ExportError(f"bounds given for unknown formats {unknown_bounds}; known: {', '.join(all_formats())}")
     _check_writable(run_dir)
-    model = _load_keras(run_dir, manifest)
+    model = load_run_model(run_dir, manifest)
     images, source = _validation_images(config, manifest, warn)
     base = manifest
     for fmt in selected:  # the run's own description, without artifacts of formats being re-made
@@ -718,7 +670,7 @@ def _export_locked(
             )  # a bad calibration folder fails here, before anything is written
         reference = keras_scores(model, images.images, manifest.output_activation)
         ctx.validation_images = images.images
-        ctx.judge = lambda fmt, scores: _judge(
+        ctx.judge = lambda fmt, scores: judge(
             config.bounds.get(fmt.name, fmt.bounds), reference, scores, images.labels, manifest.labels
         )
         keras_accuracy = float(np.mean(reference.argmax(axis=1) == images.labels))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.embedded import EMBEDDED_KEY
-from edge_runtime.errors import ExportError
+from edge_runtime.errors import ExportError, first_line
 from edge_runtime.progress import track
 from exporter.context import ConversionContext
 from exporter.formats import (
@@ -59,11 +59,6 @@ _CALIBRATION_METHODS = {
 }
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _to_onnx(ctx: ConversionContext) -> Any:
     """The float32 ONNX ModelProto of the run's model (cached for the int8 format)."""
     key = f"onnx-fp32-{ctx.opset}-{ctx.batch_size}"
@@ -76,7 +71,7 @@ def _to_onnx(ctx: ConversionContext) -> Any:
             with contextlib.redirect_stdout(io.StringIO()):
                 proto, _ = tf2onnx.convert.from_keras(ctx.model, input_signature=signature, opset=ctx.opset)
         except Exception as error:  # tf2onnx raises many types; report its first line
-            raise ExportError(f"onnx: tf2onnx conversion failed at opset {ctx.opset} ({_first_line(error)})") from error
+            raise ExportError(f"onnx: tf2onnx conversion failed at opset {ctx.opset} ({first_line(error)})") from error
         ctx._cache[key] = proto
     return ctx._cache[key]
 
@@ -187,11 +182,11 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
                 raise
             # A histogram method fails on a tensor with (almost) no spread, e.g. a model whose output
             # is still constant ("Too many bins for data range"); min/max still works there.
-            ctx.warn(f"warning: {fmt.name}: {method} calibration failed ({_first_line(error)}); using min/max")
+            ctx.warn(f"warning: {fmt.name}: {method} calibration failed ({first_line(error)}); using min/max")
             method = "minmax"
             quantize(method)
     except Exception as error:  # onnxruntime.quantization raises many types
-        raise ExportError(f"{fmt.name}: onnxruntime static quantisation failed ({_first_line(error)})") from error
+        raise ExportError(f"{fmt.name}: onnxruntime static quantisation failed ({first_line(error)})") from error
     proto = onnx.load(str(target))
     details = {
         "opset": ctx.opset,

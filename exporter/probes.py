@@ -29,7 +29,7 @@ with Classifier.from_file(sys.argv[1], backend="tflite-runtime") as clf:
 
 def tflite_runtime_reference(path: Path, python: Path, probes: dict[str, Any], work_dir: Path) -> dict[str, Any] | None:
     """tflite-runtime's raw outputs for the probes, or ``None`` when it cannot run the file."""
-    from exporter.tflite import _verify_env
+    from edge_runtime.child import child_env
 
     probe_file = work_dir / f"{path.stem}.probes.json"
     probe_file.write_text(json.dumps(probes))
@@ -39,7 +39,7 @@ def tflite_runtime_reference(path: Path, python: Path, probes: dict[str, Any], w
             capture_output=True,
             text=True,
             timeout=300,
-            env=_verify_env(),
+            env=child_env(),
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -21,7 +21,6 @@ import contextlib
 import importlib.metadata
 import io
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -30,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-import edge_runtime
+from edge_runtime.child import child_env
 from edge_runtime.embedded import append_tflite_metadata
-from edge_runtime.errors import ExportError
+from edge_runtime.errors import ExportError, first_line
 from edge_runtime.manifest import RuntimeCheck
 from edge_runtime.progress import track
 from exporter.context import ConversionContext
@@ -229,8 +228,7 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             data = converter.convert()
     except Exception as error:  # the converter raises many types; report its first line
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"{fmt.name}: TFLite conversion failed ({first})") from error
+        raise ExportError(f"{fmt.name}: TFLite conversion failed ({first_line(error)})") from error
     # The standard metadata (for MediaPipe and the Task Library) first, then one appended archive
     # holding its labels file and our payload; parity is judged on these final bytes.
     data, files = add_standard_metadata(data, ctx.manifest)
@@ -278,19 +276,11 @@ np.save(sys.argv[3], scores)
 """
 
 
-def _verify_env() -> dict[str, str]:
-    """The environment of the tflite-runtime Python: this checkout's edge_runtime on its path."""
-    env = dict(os.environ)
-    root = str(Path(edge_runtime.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
-    return env
-
-
 def check_tflite_runtime_python(python: Path) -> str | None:
     """``None`` when ``python`` can run edge_runtime with tflite-runtime, else a one-line reason."""
     code = "import numpy, PIL, tflite_runtime.interpreter, edge_runtime.classifier"
     try:
-        done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120, env=_verify_env())
+        done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120, env=child_env())
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
     if done.returncode != 0:
@@ -308,7 +298,7 @@ def run_with_tflite_runtime(path: Path, python: Path, images: np.ndarray, work_d
     inputs = work_dir / f"{path.stem}.verify-in.npy"
     outputs = work_dir / f"{path.stem}.verify-out.npy"
     np.save(inputs, images)
-    env = _verify_env()
+    env = child_env()
     # A guard against a hang, not a speed limit: on a 2-core machine at load 17, 560 float32 images
     # at 128×128 took over 900 s in tflite-runtime 2.14 (about 1.6 s an image).
     timeout = 300 + 10 * len(images)

@@ -3,35 +3,49 @@
 ``tiny_run`` / ``tiny_run_softmax`` are real run folders made by the real :func:`trainer.train` on a
 small generated data set: every stage downstream of training (export, runtime,
 benchmarks) tests against them. They need TensorFlow and skip cleanly without it.
+
+Their models must tell images apart, or a preprocessing or quantisation mistake downstream changes
+nothing the tests can see. The demo pictures alone (shapes; colour deliberately not tied to the
+class) need many epochs; so each class is tinted here (cars warm, elephants cool, the third class
+green), and the seed preset (no BatchNorm, whose moving statistics lag behind for the first few
+steps) learns that in 2 epochs: measured 100% on the 24 held-out images, probabilities spread over
+0.48, every image at least 0.047 from the decision boundary, and a swap of the colour channels
+flips every decision.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TINY_IMAGE_SIZE = 32
+# Per-class channel gains (R, G, B) of the tiny data set: what lets a 2-epoch model separate the classes.
+CLASS_TINT = {"cars": (1.0, 0.65, 0.3), "elephants": (0.3, 0.65, 1.0), "inverted": (0.3, 1.0, 0.3)}
 
 
 def _tiny_data(root: Path, *, three_classes: bool) -> Path:
+    from PIL import Image, ImageOps
+
     from trainer.demo_data import generate_demo_dataset
 
     data = generate_demo_dataset(
         root / "demo", train_per_class=12, validation_per_class=6, test_per_class=6, image_size=(64, 48), seed=0
     )
-    if not three_classes:
-        return data
-    # A third class for a softmax model: the car photos turned upside down and colour-inverted,
-    # different enough from both others that the labels mean something.
-    from PIL import Image, ImageOps
-
-    for split in ("train", "validation", "test"):
-        target = data / split / "inverted"
-        target.mkdir()
-        for path in sorted((data / split / "cars").glob("*.jpg")):
-            with Image.open(path) as image:
-                ImageOps.invert(image.convert("RGB")).rotate(180).save(target / path.name, quality=90)
+    if three_classes:
+        # A third class for a softmax model: the car photos turned upside down and colour-inverted,
+        # different enough from both others that the labels mean something.
+        for split in ("train", "validation", "test"):
+            target = data / split / "inverted"
+            target.mkdir()
+            for path in sorted((data / split / "cars").glob("*.jpg")):
+                with Image.open(path) as image:
+                    ImageOps.invert(image.convert("RGB")).rotate(180).save(target / path.name, quality=90)
+    for path in sorted(data.rglob("*.jpg")):
+        with Image.open(path) as image:
+            tinted = np.asarray(image.convert("RGB"), np.float32) * CLASS_TINT[path.parent.name]
+        Image.fromarray(np.clip(np.rint(tinted), 0, 255).astype(np.uint8)).save(path, quality=90)
     return data
 
 
@@ -43,7 +57,7 @@ def _tiny_train(tmp_path_factory: pytest.TempPathFactory, name: str, *, three_cl
     data = _tiny_data(root, three_classes=three_classes)
     config = TrainConfig(
         data=str(data),
-        preset="dsnet",  # the from-scratch net: tiny and quick to export (default is pretrained Lite0)
+        preset="seed",  # small, no BatchNorm, quick to train and export (the default is pretrained Lite0)
         out=str(root / "run"),
         image_size=TINY_IMAGE_SIZE,
         epochs=2,

@@ -8,26 +8,33 @@ trainer and the runtime use). Which images are evaluated (``split``):
   ``validation/``); a plain folder of class subfolders → every image in it.
 * ``train`` / ``validation`` / ``test``: that split; ``all``: every split together.
 
-The metric helpers (:func:`confusion_matrix`, :func:`per_class_scores`) are numpy only; Keras is
-imported inside :func:`evaluate`.
+The metrics are :mod:`edge_runtime.metrics`' (numpy only, shared with the exporter and the
+benchmarks) plus :func:`per_class_scores`; Keras is imported inside :func:`evaluate`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_runtime.dataset import LabelledFolder, Sample, load_samples, open_labelled_folder, reopen_from_manifest
-from edge_runtime.errors import DatasetError, EdgeclfError, ManifestError, missing_extra
-from edge_runtime.fileio import atomic_write_text
-from edge_runtime.manifest import Manifest, run_file
+from edge_runtime.dataset import (
+    LabelledFolder,
+    LoadedImages,
+    Sample,
+    load_samples,
+    open_labelled_folder,
+    reopen_from_manifest,
+)
+from edge_runtime.errors import DatasetError, EdgeclfError
+from edge_runtime.fileio import atomic_path, atomic_write_text
+from edge_runtime.manifest import Manifest
+from edge_runtime.metrics import accuracy, confusion_matrix, to_scores, top1
+from kerasio import load_run_model
 
 SPLIT_CHOICES = ("auto", "train", "validation", "test", "all")
 EVALUATION_DIR = "evaluation"
@@ -103,13 +110,6 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """``(num_classes, num_classes)`` int64 counts; rows are the true class, columns the predicted one."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return matrix
-
-
 def per_class_scores(matrix: np.ndarray, labels: tuple[str, ...]) -> tuple[ClassScores, ...]:
     """Precision/recall/F1/support per class from a confusion matrix (0.0 where a ratio is 0/0)."""
     matrix = np.asarray(matrix)
@@ -125,13 +125,22 @@ def per_class_scores(matrix: np.ndarray, labels: tuple[str, ...]) -> tuple[Class
     return tuple(out)
 
 
-def probabilities(raw: np.ndarray, activation: str) -> np.ndarray:
-    """Model output → ``(N, num_labels)`` per-class probabilities (a sigmoid ``p`` becomes ``[1-p, p]``)."""
-    raw = np.asarray(raw, dtype=np.float32)
-    if activation == "sigmoid":
-        p = raw.reshape(-1)
-        return np.stack([1.0 - p, p], axis=1)
-    return raw.reshape(raw.shape[0], -1)
+# Model output → per-label probabilities: the runtime's own post-processing, under this module's name.
+probabilities = to_scores
+
+
+def _misclassified(loaded: LoadedImages, probs: np.ndarray, labels: tuple[str, ...]) -> tuple[Misclassified, ...]:
+    """The wrongly classified files, with the score of the (wrong) predicted class."""
+    predicted = top1(probs)
+    return tuple(
+        Misclassified(
+            path=str(loaded.paths[i]),
+            true=labels[int(loaded.labels[i])],
+            predicted=labels[int(predicted[i])],
+            score=round(float(probs[i, predicted[i]]), 6),
+        )
+        for i in np.flatnonzero(predicted != loaded.labels)
+    )
 
 
 def _select(manifest: Manifest, data: Path, split: str) -> tuple[LabelledFolder, str, list[Sample]]:
@@ -182,18 +191,12 @@ def write_confusion_png(matrix: np.ndarray, labels: tuple[str, ...], target: Pat
                 j, i, str(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > peak / 2 else "black"
             )
     fig.tight_layout()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.partial.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, target)
+    try:
+        with atomic_path(target, keep_suffix=True) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return target
-
-
-def _check_keras_archive(path: Path) -> None:
-    """A ``.keras`` file is a zip archive; Keras calls anything else "File not found", which misleads."""
-    if not zipfile.is_zipfile(path):
-        raise ManifestError(f"{path}: not a Keras archive (corrupt or truncated); re-run `edgeclf train`")
 
 
 def _check_out_dir(out: Path) -> None:
@@ -237,44 +240,17 @@ def evaluate(
     """
     run_dir = Path(run_dir)
     manifest = Manifest.load(run_dir)
-    model_file = run_file(run_dir, manifest.model_file)
-    if not model_file.exists():
-        raise ManifestError(f"{model_file}: missing; re-run `edgeclf train`")
-    _check_keras_archive(model_file)
     out = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR
-    _check_out_dir(out)  # before decoding and predicting, which take seconds to minutes
+    _check_out_dir(out)  # before loading, decoding and predicting, which take seconds to minutes
+    model = load_run_model(run_dir, manifest)
     folder, split, samples = _select(manifest, Path(data), split)
     loaded = load_samples(samples, manifest.input, workers=workers)
     if not len(loaded.labels):
         raise DatasetError(f"{data}: none of the {len(samples)} {split} image(s) could be decoded")
-    try:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
-    except ImportError:
-        raise missing_extra("TensorFlow", "train") from None
-    try:
-        model = keras.saving.load_model(model_file, compile=False)
-    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
-        text = str(error).strip().splitlines()
-        raise ManifestError(
-            f"{model_file}: cannot be loaded by Keras ({text[0] if text else type(error).__name__}); "
-            "re-run `edgeclf train`"
-        ) from None
     raw = model.predict(loaded.images, batch_size=batch_size, verbose=0)
-    probs = probabilities(raw, manifest.output_activation)
-    predicted = probs.argmax(axis=1)
+    probs = to_scores(raw, manifest.output_activation)
     labels = manifest.labels
-    matrix = confusion_matrix(loaded.labels, predicted, len(labels))
-    wrong = np.flatnonzero(predicted != loaded.labels)
-    misclassified = tuple(
-        Misclassified(
-            path=str(loaded.paths[i]),
-            true=labels[int(loaded.labels[i])],
-            predicted=labels[int(predicted[i])],
-            score=round(float(probs[i, predicted[i]]), 6),
-        )
-        for i in wrong
-    )
+    matrix = confusion_matrix(loaded.labels, top1(probs), len(labels))
     png = write_confusion_png(matrix, labels, out / "confusion_matrix.png", f"{run_dir.name} on {split}")
     report = EvaluationReport(
         run_dir=str(run_dir),
@@ -282,10 +258,10 @@ def evaluate(
         split=split,
         labels=labels,
         count=len(loaded.labels),
-        accuracy=round(float(np.mean(predicted == loaded.labels)), 6),
+        accuracy=round(accuracy(probs, loaded.labels), 6),
         per_class=per_class_scores(matrix, labels),
         confusion=tuple(tuple(int(n) for n in row) for row in matrix),
-        misclassified=misclassified,
+        misclassified=_misclassified(loaded, probs, labels),
         skipped=tuple({"path": str(e.path), "reason": e.reason} for e in loaded.failed),
         confusion_png=None if png is None else str(png),
     )

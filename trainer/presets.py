@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_runtime.errors import ConfigError, EdgeclfError
+from edge_runtime.errors import ConfigError, EdgeclfError, first_line
 from edge_runtime.manifest import InputSpec
 from edge_runtime.registry import Registry
 from trainer.augment import SEED_AUGMENT, AugmentSpec
@@ -203,7 +203,7 @@ def _load_whole_model_weights(model: keras.Model, path: str) -> None:
     try:
         model.load_weights(path)
     except Exception as error:  # Keras raises ValueError/KeyError/OSError depending on the mismatch
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise EdgeclfError(f"{path}: cannot load these weights into preset model {model.name!r}: {first}") from error
 
 
@@ -281,7 +281,7 @@ def _imagenet_backbone(preset: Preset, factory: Callable[..., keras.Model], weig
     except EdgeclfError:
         raise
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         if weights == "imagenet":
             raise EdgeclfError(
                 f"could not get ImageNet weights for preset {preset.name!r} (offline? Keras downloads them once "

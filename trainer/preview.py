@@ -7,15 +7,15 @@ then through the preset's own augmentation layer — the same one the training p
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from edge_runtime.errors import EdgeclfError, missing_extra
+from edge_runtime.errors import EdgeclfError
 from edge_runtime.fileio import atomic_path
 from edge_runtime.preprocess import preprocess
+from kerasio import import_keras
 
 
 def write_augment_preview(
@@ -53,11 +53,7 @@ def write_augment_preview(
     side = int(image_size or recipe.image_size)
     spec = recipe.input_spec(side)
     pixels = preprocess(image, spec)
-    try:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
-    except ImportError:
-        raise missing_extra("TensorFlow", "train") from None
+    keras = import_keras()
     keras.utils.set_random_seed(seed)
     layer = recipe.augmentation(seed)
     batch = np.repeat(pixels[None].astype(np.float32), count, axis=0)

@@ -39,10 +39,11 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.dataset import DEFAULT_FRACTIONS, LabelledFolder, LoadedImages, load_samples, open_labelled_folder
-from edge_runtime.errors import DatasetError, EdgeclfError, missing_extra
-from edge_runtime.fileio import atomic_write_text
+from edge_runtime.errors import DatasetError, EdgeclfError
+from edge_runtime.fileio import atomic_path, atomic_write_text
 from edge_runtime.manifest import MANIFEST_NAME, MAX_INPUT_SIDE, MODEL_NAME, RESIZE_MODES, InputSpec, Manifest
 from edge_runtime.runlock import LOCK_NAME, run_lock
+from kerasio import import_tensorflow, save_model
 from trainer import transfer
 from trainer.class_weight import check_mode as check_class_weight_mode
 from trainer.class_weight import class_weights
@@ -148,13 +149,7 @@ class _Log:
 
 
 def _import_tf() -> tuple[Any, Any]:
-    try:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
-        import tensorflow as tf
-    except ImportError:
-        raise missing_extra("TensorFlow", "train") from None
-    return tf, keras
+    return import_tensorflow()
 
 
 # -- run folder ------------------------------------------------------------------------------------
@@ -326,11 +321,15 @@ def _log_report(report: dict[str, Any], log: _Log) -> None:
         log(f"{name}: {counts}{note}")
 
 
-def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    # One sigmoid unit for two classes (binary cross-entropy wants float (N, 1)); class ids otherwise.
+def training_targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """What ``fit`` takes for ``labels``: float ``(N, 1)`` for two classes (one sigmoid unit, binary
+    cross-entropy), the int64 class ids otherwise."""
     if num_classes == 2:
         return labels.astype(np.float32).reshape(-1, 1)
     return labels.astype(np.int64)
+
+
+_targets = training_targets  # the short name the training steps below use
 
 
 def make_dataset(
@@ -450,9 +449,8 @@ def _callbacks(keras: Any) -> dict[str, type]:
             if best == len(self.history) - 1:
                 self.best_weights = self.model.get_weights()
                 self.state_dir.mkdir(parents=True, exist_ok=True)
-                tmp = self.state_dir / ".best.partial.weights.h5"
-                self.model.save_weights(tmp, overwrite=True)
-                os.replace(tmp, self.state_dir / "best.weights.h5")
+                with atomic_path(self.state_dir / "best.weights.h5", keep_suffix=True) as tmp:
+                    self.model.save_weights(tmp, overwrite=True)
             atomic_write_text(self.state_dir / HISTORY_NAME, json.dumps(self.history, indent=1))
             if best is not None and len(self.history) - 1 - best >= self.patience:
                 self.stopped = True
@@ -532,10 +530,11 @@ def write_plots(run_dir: Path, history: Sequence[dict], best_epoch: int | None) 
         ax.legend()
         fig.tight_layout()
         target = run_dir / name
-        tmp = run_dir / f".{name}.partial.png"
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, target)
+        try:
+            with atomic_path(target, keep_suffix=True) as tmp:
+                fig.savefig(tmp)
+        finally:
+            plt.close(fig)
         written.append(target)
     return written
 
@@ -547,16 +546,8 @@ def _recipe(preset: Any) -> dict[str, Any]:
 
 
 def _save_model(model: Any, run_dir: Path) -> Path:
-    """Save ``model.keras`` atomically (Keras insists on the .keras suffix, so via a temp folder)."""
-    tmp_dir = run_dir / f".{MODEL_NAME}.partial"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
-    try:
-        model.save(tmp_dir / MODEL_NAME)
-        os.replace(tmp_dir / MODEL_NAME, run_dir / MODEL_NAME)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return run_dir / MODEL_NAME
+    """Save ``model.keras`` atomically."""
+    return save_model(model, run_dir / MODEL_NAME)
 
 
 # -- pretrained presets ----------------------------------------------------------------------------

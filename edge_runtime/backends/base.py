@@ -158,11 +158,3 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def _load(self, module: ModuleType, path: Path, threads: int) -> Session: ...
-
-
-def first_line(error: BaseException) -> str:
-    """The first non-empty line of an interpreter's (often multi-line) error message."""
-    for line in str(error).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(error).__name__

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.backends.base import Backend, Session, first_line
-from edge_runtime.errors import ModelLoadError
+from edge_runtime.backends.base import Backend, Session
+from edge_runtime.errors import ModelLoadError, first_line
 from edge_runtime.manifest import TensorInfo
 
 # ONNX element type strings as ONNX Runtime reports them -> numpy dtype names.

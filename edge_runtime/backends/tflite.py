@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.backends.base import Backend, Session, first_line
-from edge_runtime.errors import BackendUnavailableError, InputShapeError, ModelLoadError
+from edge_runtime.backends.base import Backend, Session
+from edge_runtime.errors import BackendUnavailableError, InputShapeError, ModelLoadError, first_line
 from edge_runtime.manifest import TensorInfo
 
 # tflite-runtime 2.14 is built against NumPy 1.x: with NumPy 2 it imports, then fails when an

@@ -17,7 +17,7 @@ try:
     cams = [{k: str(v) for k, v in c.items()} for c in Picamera2.global_camera_info()]
     print(json.dumps({"ok": True, "cameras": cams}))
 except BaseException as e:
-    print(json.dumps({"ok": False, "error": (str(e).strip().splitlines() or [type(e).__name__])[0]}))
+    print(json.dumps({"ok": False, "error": str(e).strip() or type(e).__name__}))
 """
 
 OPENCV_CODE = """
@@ -33,7 +33,7 @@ try:
             seen.append(index)
     print(json.dumps({"ok": True, "opened": seen}))
 except BaseException as e:
-    print(json.dumps({"ok": False, "error": (str(e).strip().splitlines() or [type(e).__name__])[0]}))
+    print(json.dumps({"ok": False, "error": str(e).strip() or type(e).__name__}))
 """
 
 

@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.child import child_env
+from edge_runtime.errors import first_line
+
 STATUSES = ("ok", "info", "warn", "fail")
 
 
@@ -72,9 +75,7 @@ class System:
 
         The result always has ``ok`` (bool) and, when not ok, ``error`` (one line).
         """
-        env = dict(os.environ)
-        here = str(Path(__file__).resolve().parents[2])  # so the subprocess imports this edge_runtime
-        env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env = child_env()  # so the subprocess imports this edge_runtime
         try:
             done = subprocess.run(
                 [self.python, "-c", code, *args],
@@ -97,6 +98,8 @@ class System:
                 pass
             else:
                 if not result.get("ok"):  # the interpreter's own explanation often went to stderr
+                    if "error" in result:  # the child sends the whole text; one line is shown
+                        result["error"] = first_line(str(result["error"]))
                     result["stderr"] = done.stderr[-2000:]
                 return result
         return {"ok": False, "error": _last_error_line(done.stderr) or f"exit code {done.returncode}"}

@@ -53,7 +53,7 @@ try:
     __import__(sys.argv[1])
     print(json.dumps({"ok": True}))
 except BaseException as e:
-    print(json.dumps({"ok": False, "error": (str(e).strip().splitlines() or [type(e).__name__])[0]}))
+    print(json.dumps({"ok": False, "error": str(e).strip() or type(e).__name__}))
 """
 
 LOAD_CODE = """
@@ -72,7 +72,7 @@ try:
     session.close()
     print(json.dumps({"ok": True}))
 except BaseException as e:
-    print(json.dumps({"ok": False, "error": (str(e).strip().splitlines() or [type(e).__name__])[0]}))
+    print(json.dumps({"ok": False, "error": str(e).strip() or type(e).__name__}))
 """
 
 

@@ -151,6 +151,7 @@ def classifier_options(
     threshold: str,
     max_megapixels: float = DEFAULT_MAX_PIXELS / 1e6,
 ) -> ClassifierOptions:
+    """The :class:`ClassifierOptions` the command-line flags ask for (``--threshold auto`` sets ``unknown``)."""
     value, unknown = parse_threshold(threshold)
     return ClassifierOptions(
         format=format_name,
@@ -164,6 +165,7 @@ def classifier_options(
 
 
 def describe_classifier(clf: Classifier) -> str:
+    """``format, backend, N threads`` of a loaded classifier, for the one line each command prints first."""
     threads = clf.session.threads
     return f"{clf.format}, {clf.backend_name}, {threads} thread{'' if threads == 1 else 's'}"
 
@@ -320,8 +322,7 @@ def camera(
         every=every,
         max_frames=max_frames,
         duration=duration,
-        top_k=top_k,
-        threshold=threshold_value,
+        classifier=classifier_options(format_name, backend, threads, top_k, threshold),
         retries=retries,
         read_timeout=read_timeout,
         size=size,
@@ -330,13 +331,14 @@ def camera(
     make_source = source_factory(source, size)  # fails fast (missing OpenCV) before the model loads
     sink = Webhook(webhook, on_event=lambda m: typer.echo(m, err=True)) if webhook else None
     notifier = Notifier()
-    with Classifier.open(model, classifier_options(format_name, backend, threads, top_k, threshold)) as clf:
+    with Classifier.open(model, cam_options.classifier) as clf:
         typer.echo(
             f"model: {clf.path} ({describe_classifier(clf)}); source: {make_source().name}",
             err=True,
         )
 
-        stabilizer = LabelStabilizer(clf.labels, stable)
+        # The open-set decision (--threshold auto) is taken on the smoothed scores, not the raw ones.
+        stabilizer = LabelStabilizer(clf.labels, stable, predict=clf.predictions)
 
         def on_frame(result: FrameResult) -> None:
             notifier.ping()

@@ -28,7 +28,6 @@ from edgeclf.commands.runtime import (
     WebhookOpt,
     classifier_options,
     describe_classifier,
-    parse_threshold,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,7 +141,11 @@ def serve(
         max_body=int(max_upload_mb * 1024 * 1024),
         read_timeout=request_timeout,
         source=source,
-        camera=CameraOptions(source=source, top_k=top_k, threshold=parse_threshold(threshold)[0], retries=retries),
+        camera=CameraOptions(
+            source=source,
+            classifier=classifier_options(format_name, backend, threads, top_k, threshold),
+            retries=retries,
+        ),
         stable=StableOptions(smooth=smooth, hold=hold),
         max_fps=max_fps,
         loop=loop,
@@ -151,7 +154,7 @@ def serve(
         board_root=str(board_root),
     )
     notifier = Notifier()
-    clf = Classifier.open(model, classifier_options(format_name, backend, threads, top_k, threshold))
+    clf = Classifier.open(model, options.camera.classifier)
     with clf:
         service = Service(clf, options, notifier)
         if not skip_verify:

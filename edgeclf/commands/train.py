@@ -6,16 +6,15 @@ and without it each command says in one line which extra to install.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edge_runtime.errors import missing_extra
 from edge_runtime.manifest import RESIZE_MODES
 from edgeclf.commands.choices import choices
+from kerasio import require_tensorflow
 from trainer.class_weight import CLASS_WEIGHT_MODES
 from trainer.evaluate import SPLIT_CHOICES
 from trainer.presets import PRESETS
@@ -29,8 +28,7 @@ Split = choices("Split", SPLIT_CHOICES)  # which images `evaluate` scores
 
 
 def _require_tensorflow() -> None:
-    if importlib.util.find_spec("tensorflow") is None:
-        raise missing_extra("TensorFlow", "train")
+    require_tensorflow()
 
 
 def train(

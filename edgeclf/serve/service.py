@@ -153,7 +153,8 @@ class Service:
         self.options = options
         self.notifier = notifier or Notifier()
         self.started = time.time()
-        self.stabilizer = LabelStabilizer(classifier.labels, options.stable)
+        # The open-set decision (--threshold auto) is taken on the smoothed scores, not the raw ones.
+        self.stabilizer = LabelStabilizer(classifier.labels, options.stable, predict=classifier.predictions)
         self.latest: dict[str, Any] | None = None
         self.latest_jpeg: bytes | None = None
         self.changes: deque[dict[str, Any]] = deque(maxlen=20)
@@ -232,7 +233,8 @@ class Service:
         self.notifier.ping()
         self.latency.observe(result.latency_ms / 1000.0)
         scores = result.scores if result.scores is not None else np.array([p.score for p in result.predictions])
-        predictions, change = self.stabilizer.update(scores, self.options.camera.top_k, self.options.camera.threshold)
+        asked = self.options.camera.classifier
+        predictions, change = self.stabilizer.update(scores, asked.top_k, asked.threshold)
         jpeg = encode_jpeg(result.source_frame, result.color_order) if result.source_frame is not None else None
         top = predictions[0] if predictions else None
         with self._state_lock:

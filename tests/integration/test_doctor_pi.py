@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_pi_check_crash import _crashing_run
+from helpers.crashing_run import crashing_run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def _doctor_on_pi(flavour: str, run: Path) -> list[dict]:
 
 
 def test_doctor_on_the_pi_reports_the_tflite_runtime_crash_as_a_failure(tmp_path):
-    run = _crashing_run(tmp_path / "run", compatibility={})
+    run = crashing_run(tmp_path / "run", compatibility={})
     findings = _doctor_on_pi("tflite-runtime", run)
     platform = next(f for f in findings if f["check"] == "python-os")
     assert "aarch64" in platform["message"]
@@ -45,7 +45,7 @@ def test_doctor_on_the_pi_reports_the_tflite_runtime_crash_as_a_failure(tmp_path
 
 
 def test_doctor_on_the_pi_loads_the_same_file_in_ai_edge_litert(tmp_path):
-    run = _crashing_run(tmp_path / "run", compatibility={})
+    run = crashing_run(tmp_path / "run", compatibility={})
     findings = _doctor_on_pi("edge", run)
     model = next(f for f in findings if f["check"] == "models" and f["data"].get("backend") == "litert")
     assert model["status"] == "ok", model

@@ -73,7 +73,7 @@ def test_a_runtime_that_misses_a_bound_is_marked_incompatible_with_the_bound(
     import keras
 
     from exporter.context import ConversionContext
-    from exporter.export import _judge, keras_scores
+    from exporter.export import judge, keras_scores
     from exporter.tflite import inspect_tflite
 
     run = copy_run(dense_run, tmp_path / "run")
@@ -94,7 +94,7 @@ def test_a_runtime_that_misses_a_bound_is_marked_incompatible_with_the_bound(
         tflite_runtime_python=python,
         load_calibration=lambda _count=None: images.images,
         validation_images=images.images,
-        judge=lambda _fmt, scores: _judge(unmeetable, reference, scores, images.labels),
+        judge=lambda _fmt, scores: judge(unmeetable, reference, scores, images.labels),
     )
     inspection = inspect_tflite(run / "model_tflite-int8.tflite", ctx, get_format("tflite-int8"))
     (check,) = inspection.runtimes

@@ -121,7 +121,7 @@ def test_without_our_metadata_mediapipe_has_no_label_names(tiny_softmax_int8: Pa
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
-    from edge_runtime.embedded import _strip_tflite_metadata
+    from edge_runtime.embedded import strip_tflite_metadata
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tiny_softmax_int8.read_bytes(), 0))
     model.metadata = [m for m in model.metadata if m.name != b"TFLITE_METADATA"]
@@ -129,7 +129,7 @@ def test_without_our_metadata_mediapipe_has_no_label_names(tiny_softmax_int8: Pa
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     bare = tmp_path / "run" / INT8
     bare.parent.mkdir()
-    bare.write_bytes(_strip_tflite_metadata(bytes(builder.Output())))
+    bare.write_bytes(strip_tflite_metadata(bytes(builder.Output())))
     for name in ("manifest.json", "labels.txt"):
         (bare.parent / name).write_bytes((tiny_softmax_int8.parent / name).read_bytes())
     manifest = Manifest.load(bare.parent)

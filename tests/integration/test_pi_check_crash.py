@@ -20,48 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edge_runtime.backends import get_backend
-from edge_runtime.embedded import append_tflite_metadata
-from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import Artifact, InputSpec, Manifest
+from helpers.crashing_run import crashing_run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 MARK = "per-channel int8 Dense without bias crashes tflite-runtime 2.14 on aarch64 (Raspberry Pi) in invoke()"
-
-
-def _crashing_run(out: Path, compatibility: dict[str, str]) -> Path:
-    tf = pytest.importorskip("tensorflow")
-    keras = pytest.importorskip("keras")
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3), dtype="uint8", name="images")
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(8, activation="relu")(x)  # untrained: all-zero bias, dropped by the converter
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="scores")(x))
-    calibration = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)  # dynamic batch: the crashing path
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(16))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-
-    manifest = Manifest(labels=("bikes", "cars"), input=InputSpec(32, 32), output_activation="sigmoid", preset="t")
-    out.mkdir()
-    file = out / "model_tflite-int8.tflite"
-    file.write_bytes(append_tflite_metadata(converter.convert(), manifest.to_embedded()))
-    session = get_backend("litert").load(file)  # tensors as the runtime reads them back
-    artifact = Artifact(
-        "tflite-int8", "int8", file.name, file.stat().st_size, sha256_file(file), "litert",
-        session.inputs, session.outputs, compatibility=compatibility,
-    )  # fmt: skip
-    manifest.with_artifact(artifact).save(out)
-    return out
 
 
 def _pi_check(run: Path, tmp_path: Path) -> tuple[int, str, dict]:
@@ -96,7 +59,7 @@ def _verdict(report: dict) -> dict:
 
 
 def test_an_unmarked_file_that_crashes_the_pi_runtime_fails_the_check(tmp_path):
-    run = _crashing_run(tmp_path / "run", compatibility={})
+    run = crashing_run(tmp_path / "run", compatibility={})
     code, output, report = _pi_check(run, tmp_path)
     verdict = _verdict(report)
     assert code == 1, output[-3000:]
@@ -106,7 +69,7 @@ def test_an_unmarked_file_that_crashes_the_pi_runtime_fails_the_check(tmp_path):
 
 
 def test_a_file_marked_incompatible_is_refused_and_the_mark_confirmed(tmp_path):
-    run = _crashing_run(tmp_path / "run", compatibility={"litert": "ok", "tflite-runtime==2.14": MARK})
+    run = crashing_run(tmp_path / "run", compatibility={"litert": "ok", "tflite-runtime==2.14": MARK})
     code, output, report = _pi_check(run, tmp_path)
     verdict = _verdict(report)
     assert code == 0, output[-3000:]

@@ -50,7 +50,7 @@ def test_tiny_run_is_a_complete_run_folder(tiny_run):
     assert manifest.labels == ("cars", "elephants")
     assert manifest.output_activation == "sigmoid"
     assert (manifest.input.height, manifest.input.width) == (32, 32)
-    assert manifest.preset == "dsnet"
+    assert manifest.preset == "seed"
     assert manifest.training["epochs"] == 2 and manifest.training["image_size"] == 32
     assert manifest.data["counts"]["train"] == {"cars": 12, "elephants": 12}
     assert (tiny_run / "labels.txt").read_text().split() == ["cars", "elephants"]

@@ -28,7 +28,7 @@ from edge_runtime.camera import (  # noqa: E402
     run_camera,
     source_factory,
 )
-from edge_runtime.classifier import Classifier  # noqa: E402
+from edge_runtime.classifier import Classifier, ClassifierOptions  # noqa: E402
 from edge_runtime.errors import CameraError  # noqa: E402
 from edge_runtime.manifest import Manifest  # noqa: E402
 from edge_runtime.preprocess import load_image  # noqa: E402
@@ -148,7 +148,7 @@ def demo_jpegs(fixture_run):
 
 def test_every_frame_of_a_video_file_is_classified(clf, demo_video):
     expected = _independent_frames(demo_video)
-    summary, frames, events = _collect(clf, source_factory(str(demo_video)), top_k=2)
+    summary, frames, events = _collect(clf, source_factory(str(demo_video)), classifier=ClassifierOptions(top_k=2))
     assert summary.stopped == "end of stream" and summary.error is None and events == []
     assert summary.frames_read == summary.frames_classified == len(expected) == len(frames)
     for result, bgr in zip(frames, expected, strict=True):

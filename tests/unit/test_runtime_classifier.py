@@ -16,7 +16,7 @@ from PIL import Image
 from edge_runtime.backends import BackendUnavailableError, backend_for, default_threads
 from edge_runtime.classifier import Classifier, compatibility_problem
 from edge_runtime.dataset import Sample, list_images, load_samples
-from edge_runtime.embedded import _strip_tflite_metadata
+from edge_runtime.embedded import strip_tflite_metadata
 from edge_runtime.errors import ManifestError, ModelLoadError
 from edge_runtime.manifest import InputSpec, Manifest, TensorInfo
 from edge_runtime.preprocess import load_image
@@ -126,7 +126,7 @@ def test_file_without_metadata_or_manifest_is_refused(fixture_run, tmp_path):
     if not tflite:
         pytest.skip("no .tflite artifact in the fixture run")
     bare = tmp_path / "bare.tflite"
-    bare.write_bytes(_strip_tflite_metadata((fixture_run / tflite[0].file).read_bytes()))
+    bare.write_bytes(strip_tflite_metadata((fixture_run / tflite[0].file).read_bytes()))
     with pytest.raises(ManifestError, match="carries no edgeclf metadata"):
         Classifier.from_file(bare)
 

@@ -1,6 +1,6 @@
 """A bounded load on a real ``edgeclf serve`` (loopback): 8 clients at once, no 5xx, memory flat.
 
-Speed is reported in docs/benchmarks.md (``python -m benchmarks.serve_load``), never asserted here.
+Speed is reported in docs/benchmarks.md (``python -m research.serve_load``), never asserted here.
 """
 
 from pathlib import Path
@@ -12,8 +12,8 @@ pytest.importorskip("typer", reason="the command line needs typer")
 
 from helpers.serve import ServeProcess
 
-from benchmarks.serve_load import run_load
 from edge_runtime.manifest import Manifest
+from research.serve_load import run_load
 
 TOKEN = "load-token"
 

@@ -10,11 +10,12 @@ import pytest
 pytest.importorskip("starlette", reason="the serve extra (starlette, uvicorn) is not installed")
 pytest.importorskip("typer", reason="the command line needs typer")
 
+from helpers.research import research_script
 from helpers.serve import ServeProcess
 
 from edge_runtime.manifest import Manifest
-from research.serve_load import run_load
 
+run_load = research_script("serve_load").run_load
 TOKEN = "load-token"
 
 

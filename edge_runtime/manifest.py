@@ -21,6 +21,7 @@ from typing import Any
 from edge_runtime.compatibility import Compatibility, verdict_for
 from edge_runtime.errors import ManifestError
 from edge_runtime.fileio import atomic_write_text
+from edge_runtime.outcome import Status
 
 # Version 2 added ``Artifact.runtimes``: each runtime's parity figures, so that a compatibility
 # ``"ok"`` means "validated there with the full bounds". Version 1 manifests are still read (with no
@@ -119,8 +120,9 @@ class RuntimeCheck:
 
     Attributes:
         runtime: the key used in ``Artifact.compatibility`` (``"litert"``, ``"tflite-runtime==2.14"``).
-        status: ``"passed"`` (every parity bound held), ``"failed"`` (a bound missed) or
-            ``"error"`` (it did not load or run).
+        status: :attr:`Status.PASSED` (every parity bound held), ``FAILED`` (a bound missed),
+            ``ERROR`` (it did not load or run) or ``SKIPPED`` (not run: its runtime was not given);
+            written as the member's text (``"passed"``…), and a text is turned into the member.
         metrics: agreement, max_abs_diff, accuracy_change, images… measured in that runtime.
         failures: one line per missed bound, measured value next to the bound.
         version: the runtime's package version.
@@ -128,16 +130,23 @@ class RuntimeCheck:
     """
 
     runtime: str
-    status: str
+    status: Status
     metrics: Mapping[str, Any] = field(default_factory=dict)
     failures: tuple[str, ...] = ()
     version: str = ""
     message: str = ""
 
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "status", Status(self.status))
+        except ValueError:
+            known = ", ".join(s.value for s in Status)
+            raise ManifestError(f"runtime check status should be one of {known}, got {_short(self.status)}") from None
+
     @property
     def passed(self) -> bool:
         """True when the file ran there within every bound."""
-        return self.status == "passed"
+        return self.status is Status.PASSED
 
 
 @dataclass(frozen=True)
@@ -540,6 +549,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [_jsonable(v) for v in value]
+    if isinstance(value, Status):  # the member's text, so to_dict() holds only JSON's own types
+        return value.value
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return value.item()
     return value

@@ -364,7 +364,7 @@ class _Attempt:
     def passed_everywhere(self) -> bool:
         """Within every bound in every runtime it was validated in."""
         runtimes = self.inspection.runtimes if self.inspection else ()
-        return self.passed and all(r.status in ("passed", "skipped") for r in runtimes)
+        return self.passed and all(r.status in (Status.PASSED, Status.SKIPPED) for r in runtimes)
 
     def record(self) -> dict[str, Any]:
         """What the manifest and the report say about this attempt."""
@@ -463,7 +463,7 @@ def _primary_check(fmt: ExportFormat, attempt: _Attempt) -> RuntimeCheck:
         version = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - it just ran the file
         version = ""
-    status = "failed" if attempt.failures else "passed"
+    status = Status.FAILED if attempt.failures else Status.PASSED
     return RuntimeCheck(fmt.backend, status, attempt.metrics, tuple(attempt.failures), version, "in-process at export")
 
 

@@ -33,6 +33,7 @@ from edge_runtime.child import child_env
 from edge_runtime.embedded import append_tflite_metadata
 from edge_runtime.errors import ExportError, first_line
 from edge_runtime.manifest import RuntimeCheck
+from edge_runtime.outcome import Status
 from edge_runtime.progress import track
 from exporter.context import ConversionContext
 from exporter.formats import (
@@ -349,15 +350,15 @@ def check_in_tflite_runtime(path: Path, ctx: ConversionContext, fmt: ExportForma
     """
     python, images = ctx.tflite_runtime_python, ctx.validation_images
     if python is None or images is None or ctx.judge is None:
-        return RuntimeCheck(TFLITE_RUNTIME, "skipped", message="no tflite-runtime 2.14 Python given at export")
+        return RuntimeCheck(TFLITE_RUNTIME, Status.SKIPPED, message="no tflite-runtime 2.14 Python given at export")
     scores = run_with_tflite_runtime(path, python, images, ctx.work_dir)
     if isinstance(scores, str):
-        return RuntimeCheck(TFLITE_RUNTIME, "error", version="2.14", message=scores)
+        return RuntimeCheck(TFLITE_RUNTIME, Status.ERROR, version="2.14", message=scores)
     judged = ctx.judge(fmt, scores)
     failures = tuple(judged.pop("failures"))
     return RuntimeCheck(
         TFLITE_RUNTIME,
-        "failed" if failures else "passed",
+        Status.FAILED if failures else Status.PASSED,
         metrics=judged,
         failures=failures,
         version="2.14",
@@ -373,16 +374,16 @@ def inspect_tflite(path: Path, ctx: ConversionContext, fmt: ExportFormat) -> Ins
     notes: dict[str, Any] = {"litert": f"validated with ai-edge-litert {_litert_version()} at export"}
     check = check_in_tflite_runtime(path, ctx, fmt)
     aarch64 = [p for p in problems if "aarch64" in p]
-    if check.status == "passed":
+    if check.status is Status.PASSED:
         # Ran within bounds here: only the aarch64-only crash, which cannot be seen on x86-64, remains.
         verdict = aarch64[0] if aarch64 else "ok"
-    elif check.status == "failed":
+    elif check.status is Status.FAILED:
         verdict = f"misses the parity bounds in tflite-runtime 2.14 ({'; '.join(check.failures)})"
-    elif check.status == "error":
+    elif check.status is Status.ERROR:
         verdict = check.message  # did not load, crashed, or did not finish: never declared compatible
     else:  # not run: never declared compatible without being validated there
         verdict = problems[0] if problems else "not validated: no tflite-runtime 2.14 Python at export"
-    notes[TFLITE_RUNTIME] = check.message + (f": {verdict}" if check.status == "failed" else "")
+    notes[TFLITE_RUNTIME] = check.message + (f": {verdict}" if check.status is Status.FAILED else "")
     compatibility = {"litert": "ok", TFLITE_RUNTIME: verdict}
     oldest = "tflite-runtime 2.14" if verdict == "ok" else f"ai-edge-litert {_litert_version()} (validated with it)"
     return Inspection(

@@ -39,6 +39,7 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -71,18 +72,39 @@ SERVE_START_TIMEOUT = 240
 # -- running one process and reading what happened ------------------------------------------------
 
 
+class Ended(str, Enum):
+    """How one process ended; the values are the words report.json has always held."""
+
+    RAN = "ran"  # exit code 0
+    REFUSED = "refused"  # edgeclf's one ``error: …`` line and exit code 1
+    FAILED = "failed"  # any other exit code
+    CRASHED = "crashed"  # killed by a signal (qemu re-raises the guest's)
+    TIMEOUT = "timeout"  # no answer within PROCESS_TIMEOUT
+
+    def __str__(self) -> str:  # f"{Ended.RAN}" is "ran" on every Python version
+        return self.value
+
+
+# How a process that did not run is named in a verdict's summary, and in a raw probe's verdict.
+_HEADLINE = {Ended.REFUSED: "does not load", Ended.CRASHED: "CRASH", Ended.FAILED: "FAILED", Ended.TIMEOUT: "TIMEOUT"}
+_VERB = {Ended.REFUSED: "does not load", Ended.CRASHED: "crashes", Ended.FAILED: "fails", Ended.TIMEOUT: "hangs"}
+
+
 @dataclass
 class Outcome:
     """What one process did: ran (with its output), was refused by edgeclf, failed, or crashed."""
 
-    status: str  # "ran", "refused", "failed", "crashed", "timeout"
+    status: Ended
     message: str
     seconds: float
     stdout: str = field(default="", repr=False)
 
+    def __post_init__(self) -> None:
+        self.status = Ended(self.status)  # a word that is not one of Ended's is a ValueError here, not a miss later
+
     @property
     def ok(self) -> bool:
-        return self.status == "ran"
+        return self.status is Ended.RAN
 
 
 def run_target(target: Target, args: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None) -> Outcome:
@@ -99,7 +121,7 @@ def run_target(target: Target, args: Sequence[str], *, cwd: Path, env: dict[str,
             timeout=PROCESS_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
-        return Outcome("timeout", f"no answer after {PROCESS_TIMEOUT} s", time.perf_counter() - start)
+        return Outcome(Ended.TIMEOUT, f"no answer after {PROCESS_TIMEOUT} s", time.perf_counter() - start)
     return classify_exit(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
 
 
@@ -115,15 +137,15 @@ def classify_exit(returncode: int, stdout: str, stderr: str, seconds: float) -> 
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return Outcome("crashed", f"killed by {name}", seconds, stdout)
+        return Outcome(Ended.CRASHED, f"killed by {name}", seconds, stdout)
     if returncode == 0:
-        return Outcome("ran", "", seconds, stdout)
+        return Outcome(Ended.RAN, "", seconds, stdout)
     errors = [line[len("error: ") :] for line in lines if line.startswith("error: ")]
     traceback = any(line.startswith("Traceback") for line in lines)
     if returncode == 1 and errors and not traceback:
-        return Outcome("refused", errors[0], seconds, stdout)
+        return Outcome(Ended.REFUSED, errors[0], seconds, stdout)
     tail = lines[-1] if lines else "(no output)"
-    return Outcome("failed", f"exit code {returncode}: {tail}", seconds, stdout)
+    return Outcome(Ended.FAILED, f"exit code {returncode}: {tail}", seconds, stdout)
 
 
 # -- comparing ------------------------------------------------------------------------------------
@@ -218,12 +240,12 @@ def compare_probes(pi: dict, x86: dict, exact: bool, tolerance: float = FLOAT_TO
 def judge(artifact: Artifact, marked: str | None, pi: Outcome, x86: Outcome) -> tuple[bool, str, str]:
     """``(passed, short summary, detail)`` for one file on one backend, from the two probe runs."""
     if marked:
-        if pi.status == "refused" and "incompatible" in pi.message:
+        if pi.status is Ended.REFUSED and "incompatible" in pi.message:
             return True, "refused (marked)", pi.message
         detail = f"marked incompatible ({marked}) but edgeclf {pi.status}: {pi.message}"
         return False, f"NOT refused: {pi.status}", detail
     if not pi.ok:
-        what = {"refused": "does not load", "crashed": "CRASH", "failed": "FAILED", "timeout": "TIMEOUT"}[pi.status]
+        what = _HEADLINE[pi.status]
         return False, f"{what}: {_short(pi.message)}", f"on the Pi: {pi.message}"
     if not x86.ok:
         return False, f"x86 {x86.status}", f"ran on the Pi but not on x86-64: {x86.message}"
@@ -236,7 +258,7 @@ def judge(artifact: Artifact, marked: str | None, pi: Outcome, x86: Outcome) -> 
 def self_test_crash(target: Target, work: Path) -> dict:
     """Prove that a segfault inside the emulated Pi reaches us as a crash (qemu re-raises the signal)."""
     outcome = run_target(target, ["-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"], cwd=work)
-    passed = outcome.status == "crashed" and "SIGSEGV" in outcome.message
+    passed = outcome.status is Ended.CRASHED and "SIGSEGV" in outcome.message
     log(f"crash detection under qemu: {'PASS' if passed else 'FAIL'} (a guest SIGSEGV was seen as: {outcome.message})")
     return {"passed": passed, "seen_as": f"{outcome.status}: {outcome.message}"}
 
@@ -251,7 +273,7 @@ def run_tests(target: Target, run_dir: Path, work: Path, paths: Sequence[str]) -
     outcome = run_target(target, args, cwd=work, env={"EDGECLF_FIXTURE_RUN": str(run_dir)})
     lines = [line for line in outcome.stdout.splitlines() if line.strip()]
     closing = next((line for line in reversed(lines) if re.search(r"\b(passed|failed|error|skipped)\b", line)), "")
-    passed = outcome.ok or (outcome.status == "failed" and outcome.message.startswith("exit code 5"))
+    passed = outcome.ok or (outcome.status is Ended.FAILED and outcome.message.startswith("exit code 5"))
     if not outcome.ok:
         sys.stderr.write(outcome.stdout[-6000:])
     return {"passed": passed, "status": outcome.status, "summary": closing.strip("= "), "seconds": outcome.seconds}
@@ -400,7 +422,7 @@ def _raw_probe(pi_target: Target, x86_target: Target, args: list[str], work: Pat
     if pi.ok:
         verdict = "runs anyway: mark over-cautious"
     else:
-        what = {"refused": "does not load", "crashed": "crashes", "failed": "fails", "timeout": "hangs"}[pi.status]
+        what = _VERB[pi.status]
         verdict = f"confirmed: {what}, {_short(pi.message, 50)}"
     return {"verdict": verdict, "pi": _brief(pi)}
 
@@ -421,7 +443,7 @@ def _cli_run(
     pi = run_target(pi_target, args, cwd=work)
     x86 = run_target(x86_target, args, cwd=work)
     if not runnable:
-        match = pi.status == "refused" and "incompatible" in pi.message
+        match = pi.status is Ended.REFUSED and "incompatible" in pi.message
         detail = f"every file is marked incompatible with {backend}; edgeclf classify {pi.status}: {pi.message}"
     elif pi.ok and x86.ok:
         match, _, explanation = compare(parse_scores(pi.stdout, labels), parse_scores(x86.stdout, labels), False)

@@ -15,7 +15,7 @@ Pipeline: every image is decoded exactly once, through :func:`edge_runtime.datas
 (the one preprocessing path the runtime also uses), and held in memory as uint8; tf.data then
 shuffles, augments on the fly (the preset's augmentation layer), batches and prefetches. Decoding
 is the expensive part of a small-data epoch, so skipping it after the first pass is what makes the
-pipeline faster than an ``ImageDataGenerator`` loop (see ``benchmarks/training_throughput.py``).
+pipeline faster than an ``ImageDataGenerator`` loop (see ``research/training_throughput.py``).
 """
 
 from __future__ import annotations

@@ -156,33 +156,31 @@ def _progress(as_json: bool):
     return say, progress_mode("plain" if as_json else "auto")
 
 
+def _measure(config: BenchmarkConfig, as_json: bool, run, write, show):
+    """``run(config)`` with progress, ``write`` its files, then print it: JSON, or ``show``'s table and the files."""
+    say, mode = _progress(as_json)
+    with mode:
+        result = run(config, progress=say)
+    paths = write(result, config.results_dir, plots=config.plots)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        show(result)
+        typer.echo("wrote " + ", ".join(str(p) for p in paths))
+    return result
+
+
 def _sweep(config: BenchmarkConfig, as_json: bool) -> None:
     from benchmarks.sweep import print_sweep, run_sweep, write_sweep
 
-    say, mode = _progress(as_json)
-    with mode:
-        sweep_result = run_sweep(config, progress=say)
-    paths = write_sweep(sweep_result, config.results_dir, plots=config.plots)
-    if as_json:
-        typer.echo(json.dumps(sweep_result.to_dict(), indent=2))
-    else:
-        print_sweep(sweep_result)
-        typer.echo("wrote " + ", ".join(str(p) for p in paths))
+    _measure(config, as_json, run_sweep, write_sweep, print_sweep)
 
 
 def _table(config: BenchmarkConfig, as_json: bool) -> None:
     from benchmarks.report import print_table, write_results
     from benchmarks.runner import run_benchmark
 
-    say, mode = _progress(as_json)
-    with mode:
-        result = run_benchmark(config, progress=say)
-    paths = write_results(result, config.results_dir, plots=config.plots)
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-    else:
-        print_table(result)
-        typer.echo("wrote " + ", ".join(str(p) for p in paths))
+    result = _measure(config, as_json, run_benchmark, write_results, print_table)
     if any(not row.ran for row in result.rows):
         raise typer.Exit(code=1)
 

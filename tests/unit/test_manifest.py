@@ -7,6 +7,7 @@ import pytest
 
 from edge_runtime.errors import ManifestError
 from edge_runtime.manifest import SCHEMA_VERSION, Artifact, InputSpec, Manifest, RuntimeCheck, TensorInfo
+from edge_runtime.outcome import Status
 
 
 def _manifest(**overrides):
@@ -115,7 +116,18 @@ def test_each_runtimes_parity_figures_round_trip(tmp_path):
     loaded = Manifest.load(tmp_path).artifact("tflite-int8")
     assert loaded.runtimes == checks
     assert [c.passed for c in loaded.runtimes] == [True, False]
-    assert json.loads((tmp_path / "manifest.json").read_text())["schema_version"] == SCHEMA_VERSION == 2
+    assert [c.status for c in loaded.runtimes] == [Status.PASSED, Status.FAILED]
+    written = json.loads((tmp_path / "manifest.json").read_text())
+    assert written["schema_version"] == SCHEMA_VERSION == 2
+    assert [r["status"] for r in written["artifacts"][0]["runtimes"]] == ["passed", "failed"]
+
+
+def test_a_runtime_check_status_that_is_no_outcome_is_one_manifest_error_naming_the_known_ones(tmp_path):
+    data = _manifest().with_artifact(_artifact()).to_dict()
+    data["artifacts"][0]["runtimes"] = [{"runtime": "litert", "status": "ok"}]
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=r"runtime check status should be one of passed, failed.*got 'ok'"):
+        Manifest.load(tmp_path)
 
 
 def test_a_version_1_manifest_is_still_read_without_runtime_figures(tmp_path):

@@ -45,7 +45,7 @@ def _artifact(fmt: str = "tflite-fp32", precision: str = "fp32", compatibility=N
 def _probe(scores, raw=None, dtype="float32") -> check.Outcome:
     raw = raw if raw is not None else scores
     record = {"backend": "litert", "dtype": dtype, "raw": raw, "raw_single": raw, "scores": scores}
-    return check.Outcome("ran", "", 1.0, json.dumps(record))
+    return check.Outcome(check.Ended.RAN, "", 1.0, json.dumps(record))
 
 
 # -- reading a process's end ----------------------------------------------------------------------
@@ -53,7 +53,7 @@ def _probe(scores, raw=None, dtype="float32") -> check.Outcome:
 
 def test_a_signal_is_a_crash_named_by_its_signal():
     outcome = check.classify_exit(-signal.SIGSEGV, "", "Fatal Python error: Segmentation fault", 1.0)
-    assert outcome.status == "crashed"
+    assert outcome.status is check.Ended.CRASHED
     assert "SIGSEGV" in outcome.message
     assert not outcome.ok
 
@@ -62,14 +62,14 @@ def test_one_error_line_with_exit_1_is_a_refusal_with_that_line():
     outcome = check.classify_exit(
         1, "", "some log\nerror: model.tflite: the exporter found this file incompatible\n", 1
     )
-    assert outcome.status == "refused"
+    assert outcome.status is check.Ended.REFUSED
     assert outcome.message == "model.tflite: the exporter found this file incompatible"
 
 
 def test_a_traceback_is_a_failure_even_with_an_error_line():
     stderr = "error: x\nTraceback (most recent call last):\n  File ...\nValueError: boom\n"
     outcome = check.classify_exit(1, "", stderr, 1.0)
-    assert outcome.status == "failed"
+    assert outcome.status is check.Ended.FAILED
     assert "ValueError: boom" in outcome.message
 
 

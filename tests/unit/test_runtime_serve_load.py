@@ -1,6 +1,6 @@
 """A bounded load on a real ``edgeclf serve`` (loopback): 8 clients at once, no 5xx, memory flat.
 
-Speed is reported in docs/benchmarks.md (``python -m benchmarks.serve_load``), never asserted here.
+Speed is reported in docs/benchmarks.md (``python -m research.serve_load``), never asserted here.
 """
 
 from pathlib import Path
@@ -10,11 +10,12 @@ import pytest
 pytest.importorskip("starlette", reason="the serve extra (starlette, uvicorn) is not installed")
 pytest.importorskip("typer", reason="the command line needs typer")
 
+from helpers.research import research_script
 from helpers.serve import ServeProcess
 
-from benchmarks.serve_load import run_load
 from edge_runtime.manifest import Manifest
 
+run_load = research_script("serve_load").run_load
 TOKEN = "load-token"
 
 

@@ -17,7 +17,7 @@ machine that speeds up or slows down affects both alike, and the medians are com
 
 Run (takes a few minutes; use ``nice`` on a shared machine)::
 
-    .venv/bin/python benchmarks/training_throughput.py --data /work/shared/data/cars-vs-bikes --preset default
+    .venv/bin/python research/training_throughput.py --data /work/shared/data/cars-vs-bikes --preset default
 """
 
 from __future__ import annotations

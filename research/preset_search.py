@@ -11,7 +11,7 @@ printed at the end (``--table-only`` prints it without training).
 
 Example (what produced docs/presets.md)::
 
-    nice -n 10 .venv/bin/python benchmarks/preset_search.py --data ../shared/data/cars-vs-bikes \\
+    nice -n 10 .venv/bin/python research/preset_search.py --data ../shared/data/cars-vs-bikes \\
         --variant default --results /tmp/preset_search.jsonl
 
 Numbers depend on a shared 2-core machine: wall times vary by up to ~2x between runs.

@@ -3,7 +3,7 @@
 Run it with the Python of the edge-only venv (``make test-edge`` makes ``.venv-edge``: the ``edge``
 extra, no TensorFlow), on a run folder exported by ``edgeclf export``::
 
-    .venv-edge/bin/python benchmarks/runtime_overhead.py RUN_DIR --image PHOTO.jpg [--format tflite-int8]
+    .venv-edge/bin/python research/runtime_overhead.py RUN_DIR --image PHOTO.jpg [--format tflite-int8]
 
 Measures (medians; the machine is shared, so each figure is repeated and the spread printed):
 

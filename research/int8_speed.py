@@ -9,9 +9,9 @@ interpreter settings (XNNPACK on/off, threads, ONNX Runtime graph optimisation l
 ``--cpu`` times each call by the calling thread's CPU time (``time.thread_time``): with one thread
 that is the whole computation, and the machine's load does not inflate it as it does wall time.
 
-    nice -n 10 .venv/bin/python benchmarks/int8_speed.py export /tmp/int8 --data ../shared/data/cars-vs-bikes
-    nice -n 10 .venv/bin/python benchmarks/int8_speed.py measure /tmp/int8 --cpu --threads 1 --rounds 6
-    nice -n 10 .venv/bin/python benchmarks/int8_speed.py measure /tmp/int8 --threads 2 --rounds 30 --only 'int8|fp32'
+    nice -n 10 .venv/bin/python research/int8_speed.py export /tmp/int8 --data ../shared/data/cars-vs-bikes
+    nice -n 10 .venv/bin/python research/int8_speed.py measure /tmp/int8 --cpu --threads 1 --rounds 6
+    nice -n 10 .venv/bin/python research/int8_speed.py measure /tmp/int8 --threads 2 --rounds 30 --only 'int8|fp32'
 
 A research tool, not part of the runtime: it builds interpreters directly to vary settings the
 runtime deliberately fixes (the runtime always uses XNNPACK and ORT_ENABLE_ALL).

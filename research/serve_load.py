@@ -5,7 +5,7 @@ sends the same photo M times; the report gives requests/s, latency percentiles, 
 seen and the server's resident memory before and after (when its pid is given)::
 
     edgeclf serve RUN --port 8765 &
-    python -m benchmarks.serve_load --url http://127.0.0.1:8765 --image photo.jpg --clients 8 --requests 300 \\
+    python -m research.serve_load --url http://127.0.0.1:8765 --image photo.jpg --clients 8 --requests 300 \\
         --pid $!
 """
 

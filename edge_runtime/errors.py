@@ -25,6 +25,10 @@ class ImageDecodeError(EdgeclfError):
         super().__init__(f"{where}: {reason}")
 
 
+class ConfigError(EdgeclfError):
+    """An option or recipe value is invalid (an unknown name, a value out of range)."""
+
+
 class ManifestError(EdgeclfError):
     """A manifest is missing, unreadable, or does not match the files beside it."""
 

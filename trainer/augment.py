@@ -17,6 +17,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from edge_runtime.errors import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
@@ -50,7 +52,7 @@ class AugmentSpec:
 
     def __post_init__(self) -> None:
         if self.fill_mode not in FILL_MODES:
-            raise ValueError(f"unknown fill_mode {self.fill_mode!r}; known: {', '.join(FILL_MODES)}")
+            raise ConfigError(f"unknown fill_mode {self.fill_mode!r}; known: {', '.join(FILL_MODES)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (for the run's config)."""

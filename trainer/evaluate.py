@@ -190,6 +190,42 @@ def write_confusion_png(matrix: np.ndarray, labels: tuple[str, ...], target: Pat
     return target
 
 
+def finished_run_model(run_dir: Path) -> tuple[Manifest, Path]:
+    """The manifest of a finished run and its ``model.keras``, checked without loading Keras.
+
+    Raises:
+        ManifestError: no valid manifest, or the model file is missing or not a Keras archive.
+    """
+    manifest = Manifest.load(run_dir)
+    model_file = run_file(run_dir, manifest.model_file)
+    if not model_file.exists():
+        raise ManifestError(f"{model_file}: missing; re-run `edgeclf train`")
+    _check_keras_archive(model_file)
+    return manifest, model_file
+
+
+def load_keras_model(model_file: Path) -> Any:
+    """Load a run's ``model.keras`` (uncompiled) for prediction.
+
+    Raises:
+        BackendUnavailableError: TensorFlow is not installed.
+        ManifestError: Keras cannot load the file.
+    """
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+    except ImportError:
+        raise missing_extra("TensorFlow", "train") from None
+    try:
+        return keras.saving.load_model(model_file, compile=False)
+    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
+        text = str(error).strip().splitlines()
+        raise ManifestError(
+            f"{model_file}: cannot be loaded by Keras ({text[0] if text else type(error).__name__}); "
+            "re-run `edgeclf train`"
+        ) from None
+
+
 def _check_keras_archive(path: Path) -> None:
     """A ``.keras`` file is a zip archive; Keras calls anything else "File not found", which misleads."""
     if not zipfile.is_zipfile(path):
@@ -236,30 +272,14 @@ def evaluate(
         BackendUnavailableError: TensorFlow is not installed.
     """
     run_dir = Path(run_dir)
-    manifest = Manifest.load(run_dir)
-    model_file = run_file(run_dir, manifest.model_file)
-    if not model_file.exists():
-        raise ManifestError(f"{model_file}: missing; re-run `edgeclf train`")
-    _check_keras_archive(model_file)
+    manifest, model_file = finished_run_model(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / EVALUATION_DIR
     _check_out_dir(out)  # before decoding and predicting, which take seconds to minutes
     folder, split, samples = _select(manifest, Path(data), split)
     loaded = load_samples(samples, manifest.input, workers=workers)
     if not len(loaded.labels):
         raise DatasetError(f"{data}: none of the {len(samples)} {split} image(s) could be decoded")
-    try:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
-    except ImportError:
-        raise missing_extra("TensorFlow", "train") from None
-    try:
-        model = keras.saving.load_model(model_file, compile=False)
-    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file
-        text = str(error).strip().splitlines()
-        raise ManifestError(
-            f"{model_file}: cannot be loaded by Keras ({text[0] if text else type(error).__name__}); "
-            "re-run `edgeclf train`"
-        ) from None
+    model = load_keras_model(model_file)
     raw = model.predict(loaded.images, batch_size=batch_size, verbose=0)
     probs = probabilities(raw, manifest.output_activation)
     predicted = probs.argmax(axis=1)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_runtime.dataset import DEFAULT_FRACTIONS
-from edge_runtime.errors import EdgeclfError
+from edge_runtime.errors import ConfigError, EdgeclfError
 from edge_runtime.manifest import MAX_INPUT_SIDE
 from trainer.class_weight import check_mode as check_class_weight_mode
 
@@ -38,6 +38,12 @@ class RunOptions:
     fine_tune: bool = False  # pretrained presets: after the head, train the last blocks (BatchNorm frozen)
     verbose: int = 1  # 0 silent, 1 progress bar, 2 one line per epoch
     class_weight: str = "none"  # "auto": weigh each class by its inverse frequency (trainer/class_weight.py)
+    # Distillation (trainer/distill.py): a finished run whose scores become the targets.
+    teacher: str | None = None
+    teacher_alpha: float = 0.5  # weight of the hard labels in the blended target
+    teacher_temperature: float = 1.0  # > 1 softens the teacher's scores
+    teacher_copies: int = 8  # augmented copies of the training photos the teacher scores
+    unlabelled: str | None = None  # with a teacher: a folder of extra photos, the teacher's scores as targets
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (:meth:`TrainConfig.from_dict` reads it back)."""
@@ -76,6 +82,14 @@ class TrainConfig(RunOptions):
             )
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise EdgeclfError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.teacher_alpha <= 1.0:
+            raise ConfigError(
+                f"--teacher-alpha must be between 0 and 1 (the hard labels' weight), got {self.teacher_alpha}"
+            )
+        if not self.teacher_temperature > 0:
+            raise ConfigError(f"--teacher-temperature must be positive, got {self.teacher_temperature}")
+        if self.teacher_copies < 0:
+            raise ConfigError(f"--teacher-copies must be 0 or more, got {self.teacher_copies}")
 
     def resolved(self, preset: Any) -> ResolvedConfig:
         """This config with every ``None`` hyper-parameter replaced by the preset's default."""

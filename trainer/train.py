@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.dataset import LabelledFolder, open_labelled_folder
-from edge_runtime.errors import EdgeclfError, missing_extra
+from edge_runtime.errors import ConfigError, EdgeclfError, missing_extra
 from edge_runtime.fileio import atomic_write_text
 from edge_runtime.manifest import MANIFEST_NAME, MODEL_NAME, InputSpec, Manifest
 from trainer import transfer
@@ -93,6 +93,7 @@ class _Run:
     tf: Any
     keras: Any
     strategy: Any
+    teacher: Any = None  # trainer.distill.Teacher with --teacher
 
 
 @dataclass
@@ -104,6 +105,8 @@ class _Models:
     image_data: tuple[Any, Any, Any]  # train (augmented), validation, test (or None) over images
     fit_data: tuple[Any, Any, Any]  # what fit_model trains and validates on
     cached: transfer.CachedFeatures | None
+    steps_per_epoch: int | None = None  # set when the training pipeline is endless (distillation)
+    distilled: Any = None  # trainer.distill.DistilledData with --teacher
 
 
 @dataclass
@@ -136,6 +139,7 @@ def _start(given: TrainConfig, run_dir: Path) -> tuple[_Run, LabelledFolder]:
     config = dataclasses.replace(given.resolved(preset), data=str(Path(given.data or "").absolute()))
     log = RunLog(config.verbose)
     folder = open_labelled_folder(config.data, fractions=config.fractions, seed=config.seed)
+    teacher = _check_teacher(config, preset, folder)
     if config.fine_tune and not transfer.uses_cached_features(preset, config.weights):
         raise EdgeclfError(
             f"--fine-tune needs a preset with pretrained weights (lite0, lite1, lite2, default), not {preset.name!r}"
@@ -146,7 +150,25 @@ def _start(given: TrainConfig, run_dir: Path) -> tuple[_Run, LabelledFolder]:
     strategy = _strategy(tf, config.strategy)
     log(f"run folder: {run_dir}")
     log(f"data: {folder.root} ({folder.layout} layout), classes: {', '.join(folder.labels)}")
-    return _Run(config, preset, run_dir, log, tf, keras, strategy), folder
+    return _Run(config, preset, run_dir, log, tf, keras, strategy, teacher), folder
+
+
+def _check_teacher(config: ResolvedConfig, preset: Any, folder: LabelledFolder) -> Any:
+    """With ``--teacher``: the checked teacher run (before any decoding or training), else None."""
+    if not config.teacher:
+        if config.unlabelled:
+            raise ConfigError("--unlabelled photos are labelled by a teacher: pass --teacher RUN too")
+        return None
+    from trainer.distill import open_teacher, unlabelled_images
+
+    if transfer.uses_cached_features(preset, config.weights):
+        raise ConfigError(
+            f"--teacher trains a from-scratch student (dsnet, seed), not the pretrained preset {preset.name!r}"
+        )
+    teacher = open_teacher(config.teacher, folder.labels)
+    if config.unlabelled:
+        teacher.unlabelled = unlabelled_images(config.unlabelled)
+    return teacher
 
 
 def _load_data(run: _Run, folder: LabelledFolder) -> tuple[TrainingData, dict[int, float] | None]:
@@ -191,6 +213,8 @@ def _build_and_compile(run: _Run, data: TrainingData) -> _Models:
     """Build the preset's model; pretrained presets fit their head on cached backbone features."""
     config, preset, strategy = run.config, run.preset, run.strategy
     run.keras.utils.set_random_seed(config.seed)
+    if run.teacher is not None:
+        return _build_student(run, data)
     image_data = _image_datasets(run, data)
     with strategy.scope():
         model = preset.build(data.spec, data.num_classes, weights=config.weights)
@@ -210,6 +234,45 @@ def _build_and_compile(run: _Run, data: TrainingData) -> _Models:
             epochs=config.epochs,
         )
     return _Models(model, fit_model, image_data, fit_data, cached)
+
+
+def _build_student(run: _Run, data: TrainingData) -> _Models:
+    """Distillation: the teacher's blended targets for the training photos and augmented copies."""
+    from trainer import distill
+
+    config, tf, batch = run.config, run.tf, run.config.batch_size
+    augmentation = run.preset.augmentation(config.seed) if config.augment else None
+    distilled = distill.distilled_data(
+        tf,
+        run.teacher,
+        data,
+        augmentation,
+        alpha=config.teacher_alpha,
+        temperature=config.teacher_temperature,
+        copies=config.teacher_copies,
+        workers=config.workers,
+        log=run.log,
+        unlabelled=run.teacher.unlabelled,
+    )
+
+    def evaluation_data(split: str) -> Any:
+        if split not in data.loaded or not len(data.loaded[split].labels):
+            return None
+        hard = distill.hard_targets(data.loaded[split].labels, data.num_classes)
+        return make_dataset(tf, data.loaded[split].images, hard, batch_size=batch)
+
+    datasets = (
+        distill.student_dataset(tf, distilled, batch_size=batch, seed=config.seed),
+        evaluation_data("validation"),
+        evaluation_data("test"),
+    )
+    steps = distill.steps_per_epoch(distilled.originals, batch)
+    with run.strategy.scope():
+        model = run.preset.build(data.spec, data.num_classes, weights=config.weights)
+        distill.compile_student(
+            model, run.preset, data.num_classes, learning_rate=config.learning_rate, steps=steps, epochs=config.epochs
+        )
+    return _Models(model, model, datasets, datasets, None, steps_per_epoch=steps, distilled=distilled)
 
 
 def _resumed_history(run: _Run) -> list[dict]:
@@ -259,6 +322,7 @@ def _fit(
                 models.fit_data[0],
                 validation_data=models.fit_data[1],
                 epochs=config.epochs,
+                steps_per_epoch=models.steps_per_epoch,
                 callbacks=callbacks,
                 verbose=verbose,
                 shuffle=False,  # the dataset reshuffles itself every epoch
@@ -306,6 +370,9 @@ def _metrics(run: _Run, models: _Models, fitted: _Fitted) -> dict[str, Any]:
             + (fitted.fine_tune_seconds or 0.0),
             2,
         )
+    if models.distilled is not None:
+        metrics["teacher_seconds"] = models.distilled.seconds
+        metrics["train_seconds_after_decode"] = round(fitted.train_seconds + models.distilled.seconds, 2)
     if fitted.fine_tune_seconds is not None:
         metrics["fine_tune_seconds"] = round(fitted.fine_tune_seconds, 2)
     for key in ("accuracy", "loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss"):
@@ -326,6 +393,11 @@ def _finalise(run: _Run, data: TrainingData, models: _Models, fitted: _Fitted) -
         + (f", test_accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "")
     )
     training = {**config.to_dict(), "out": str(run_dir), "resume": False, "recipe": _recipe(run.preset)}
+    if models.distilled is not None:
+        from trainer.distill import restore_standard_compile
+
+        restore_standard_compile(models.model, run.preset, data.num_classes)
+        training["distillation"] = models.distilled.record
     _save_model(models.model, run_dir)
     write_history(run_dir, fitted.history)
     write_plots(run_dir, fitted.history, best_epoch)

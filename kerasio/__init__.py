@@ -64,6 +64,20 @@ def import_keras() -> ModuleType:
     return import_tensorflow()[1]
 
 
+def run_model_file(run_dir: str | Path, manifest: Manifest) -> Path:
+    """The path of the run's ``model.keras``, checked to exist and to be a Keras archive (without Keras).
+
+    Raises:
+        ManifestError: the file is missing or not a Keras archive.
+    """
+    path = run_file(Path(run_dir), manifest.model_file)
+    if not path.is_file():
+        raise ManifestError(f"{path}: missing; the run folder is incomplete (re-run `edgeclf train`)")
+    if not zipfile.is_zipfile(path):  # else Keras says "File not found" about a file that exists
+        raise ManifestError(f"{path}: not a Keras archive (corrupt or truncated); re-run `edgeclf train`")
+    return path
+
+
 def load_run_model(run_dir: str | Path, manifest: Manifest) -> Any:
     """The run's ``model.keras``, checked against its manifest (inputs, input shape and dtype, outputs).
 
@@ -71,12 +85,8 @@ def load_run_model(run_dir: str | Path, manifest: Manifest) -> Any:
         ManifestError: the file is missing, not a Keras archive, unloadable, or another model's.
         BackendUnavailableError: TensorFlow is not installed.
     """
-    path = run_file(Path(run_dir), manifest.model_file)
-    if not path.is_file():
-        raise ManifestError(f"{path}: missing; the run folder is incomplete (re-run `edgeclf train`)")
+    path = run_model_file(run_dir, manifest)
     keras = import_keras()
-    if not zipfile.is_zipfile(path):  # else Keras says "File not found" about a file that exists
-        raise ManifestError(f"{path}: not a Keras archive (corrupt or truncated); re-run `edgeclf train`")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises ValueError, OSError, zipfile errors… for a bad file

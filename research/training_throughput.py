@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     tf, keras = import_tensorflow()
 
+    from trainer.datasets import make_dataset
+    from trainer.datasets import targets as training_targets
     from trainer.presets import get_preset
-    from trainer.train import make_dataset, training_targets
 
     preset = get_preset(args.preset)
     side = args.image_size or preset.image_size

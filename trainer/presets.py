@@ -84,11 +84,11 @@ class Preset:
 
     def __post_init__(self) -> None:
         if self.architecture not in _BUILDERS:
-            raise ConfigError(f"unknown architecture {self.architecture!r}")
+            raise ConfigError(f"unknown architecture {self.architecture!r}; known: {', '.join(_BUILDERS)}")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; known: {OPTIMIZERS}")
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; known: {LR_SCHEDULES}")
+            raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; known: {', '.join(LR_SCHEDULES)}")
 
     # ------------------------------------------------------------------ contract
     def build(self, spec: InputSpec, num_classes: int, weights: str | None = None) -> keras.Model:
@@ -141,6 +141,13 @@ class Preset:
         ``steps_per_epoch`` and ``epochs`` size a cosine schedule; without them (or for a constant
         schedule) the learning rate stays at ``learning_rate`` (default: the preset's).
         """
+        optimizer = self.optimizer_for(learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs)
+        model.compile(optimizer=optimizer, loss=self.loss(num_classes), metrics=["accuracy"])
+
+    def optimizer_for(
+        self, learning_rate: float | None = None, *, steps_per_epoch: int | None = None, epochs: int | None = None
+    ) -> Any:
+        """The recipe's optimiser, with its learning-rate schedule sized as :meth:`compile` says."""
         import keras
 
         lr = self.learning_rate if learning_rate is None else float(learning_rate)
@@ -156,19 +163,26 @@ class Preset:
                 warmup_steps=warmup,
             )
         if self.optimizer == "rmsprop":
-            optimizer = keras.optimizers.RMSprop(learning_rate=schedule)
-        elif self.optimizer == "adam":
-            optimizer = keras.optimizers.Adam(learning_rate=schedule)
-        elif self.optimizer == "adamw":
-            optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=self.weight_decay)
-        else:
-            optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=True)
+            return keras.optimizers.RMSprop(learning_rate=schedule)
+        if self.optimizer == "adam":
+            return keras.optimizers.Adam(learning_rate=schedule)
+        if self.optimizer == "adamw":
+            return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=self.weight_decay)
+        return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=True)
+
+    def loss(self, num_classes: int, *, soft: bool = False) -> Any:
+        """The recipe's loss: binary cross-entropy for two classes, else categorical.
+
+        Targets are class indices (sparse) unless ``soft``: then probability rows (distillation).
+        """
+        import keras
+
         if num_classes == 2:
-            loss = keras.losses.BinaryCrossentropy(label_smoothing=self.label_smoothing)
-        else:
-            # Integer labels; Keras' sparse loss has no label smoothing, so it is not applied here.
-            loss = keras.losses.SparseCategoricalCrossentropy()
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+            return keras.losses.BinaryCrossentropy(label_smoothing=self.label_smoothing)
+        if soft:
+            return keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing)
+        # Integer labels; Keras' sparse loss has no label smoothing, so it is not applied here.
+        return keras.losses.SparseCategoricalCrossentropy()
 
     def augmentation(self, seed: int) -> keras.layers.Layer:
         """Training-only augmentation: uint8/float 0..255 batch in, float32 0..255 batch out."""

@@ -16,9 +16,9 @@ from edge_runtime.manifest import RESIZE_MODES
 from edgeclf.commands.choices import choices
 from kerasio import require_tensorflow
 from trainer.class_weight import CLASS_WEIGHT_MODES
+from trainer.config import STRATEGIES
 from trainer.evaluate import SPLIT_CHOICES
 from trainer.presets import PRESETS
-from trainer.train import STRATEGIES
 
 # Choices from the trainer's own lists (light modules: TensorFlow is imported when a command runs).
 Strategy = choices("Strategy", STRATEGIES)  # tf.distribute strategy
@@ -93,6 +93,28 @@ def train(
         ClassWeight,
         typer.Option(help="auto: weigh each class by its inverse frequency in the training split (imbalanced data)."),
     ] = ClassWeight.none,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(
+            help="Distil: a finished run (same classes) whose scores become the targets of this from-scratch "
+            "preset (dsnet, seed); docs/training.md."
+        ),
+    ] = None,
+    teacher_alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="With --teacher: weight of the hard labels in the target.")
+    ] = 0.5,
+    teacher_temperature: Annotated[
+        float, typer.Option(min=0.01, help="With --teacher: > 1 softens the teacher's scores.")
+    ] = 1.0,
+    teacher_copies: Annotated[
+        int, typer.Option(min=0, help="With --teacher: augmented copies of the training photos the teacher scores.")
+    ] = 8,
+    unlabelled: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --teacher: a folder of extra unlabelled photos; the teacher's scores are their targets."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary (implies --quiet).")] = False,
 ) -> None:
@@ -122,6 +144,11 @@ def train(
         fine_tune=fine_tune,
         class_weight=class_weight.value,
         resize=None if resize is None else resize.value,
+        teacher=None if teacher is None else str(teacher),
+        teacher_alpha=teacher_alpha,
+        teacher_temperature=teacher_temperature,
+        teacher_copies=teacher_copies,
+        unlabelled=None if unlabelled is None else str(unlabelled),
         verbose=0 if (quiet or json_output) else 1,
     )
     from edge_runtime.progress import progress_mode

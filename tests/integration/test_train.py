@@ -14,7 +14,6 @@ keras = pytest.importorskip("keras")
 
 from typer.testing import CliRunner  # noqa: E402
 
-import trainer.train as train_module  # noqa: E402
 from edge_runtime.dataset import load_samples, open_labelled_folder  # noqa: E402
 from edge_runtime.errors import EdgeclfError  # noqa: E402
 from edge_runtime.manifest import Manifest  # noqa: E402
@@ -108,10 +107,11 @@ def test_evaluate_reproduces_the_test_accuracy_measured_during_training(tiny_run
 
 
 def test_best_epoch_callback_stops_after_patience_and_restores_the_best_weights(tmp_path):
-    classes = train_module._callbacks(keras)
+    from trainer.callbacks import BestEpoch
+
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
     history: list[dict] = []
-    callback = classes["BestEpoch"](2, tmp_path, history)
+    callback = BestEpoch(2, tmp_path, history)
     callback.set_model(model)
     callback.on_train_begin()
     for epoch, acc in enumerate([0.5, 0.7, 0.6, 0.7, 0.65]):
@@ -127,33 +127,25 @@ def test_best_epoch_callback_stops_after_patience_and_restores_the_best_weights(
     assert (tmp_path / "best.weights.h5").exists()
 
 
-def test_resume_continues_an_interrupted_run(small_data, tmp_path, monkeypatch):
+class _InterruptAtThirdEpoch(keras.callbacks.Callback):
+    """Stands for Ctrl-C pressed while the third epoch starts."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+
+def test_resume_continues_an_interrupted_run(small_data, tmp_path):
     out = tmp_path / "run"
-    real_callbacks = train_module._callbacks
-
-    def interrupting(keras_module):
-        classes = dict(real_callbacks(keras_module))
-
-        class InterruptAtThirdEpoch(classes["EpochTimer"]):
-            def on_epoch_begin(self, epoch, logs=None):
-                if epoch == 2:
-                    raise KeyboardInterrupt
-                super().on_epoch_begin(epoch, logs)
-
-        classes["EpochTimer"] = InterruptAtThirdEpoch
-        return classes
-
-    monkeypatch.setattr(train_module, "_callbacks", interrupting)
     config = _config(small_data, out, epochs=4, patience=10)
     with pytest.raises(KeyboardInterrupt):
-        train(config)
+        train(config, callbacks=[_InterruptAtThirdEpoch()])
     assert not (out / "manifest.json").exists()
     partial = json.loads((out / "checkpoints" / "history.json").read_text())
     assert [row["epoch"] for row in partial] == [1, 2]
     with pytest.raises(EdgeclfError, match="--resume"):
         train(config)  # a new run into an unfinished folder is refused
 
-    monkeypatch.setattr(train_module, "_callbacks", real_callbacks)
     run_dir = train(TrainConfig(data=None, out=str(out), resume=True, verbose=0))
     manifest = Manifest.load(run_dir)
     history = json.loads((run_dir / "history.json").read_text())

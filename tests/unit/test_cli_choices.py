@@ -20,8 +20,8 @@ from edgeclf.commands.choices import split_names
 from exporter.context import TARGETS
 from exporter.formats import FORMATS
 from trainer.class_weight import CLASS_WEIGHT_MODES
+from trainer.config import STRATEGIES
 from trainer.evaluate import SPLIT_CHOICES
-from trainer.train import STRATEGIES
 
 COMMAND = typer.main.get_command(app)
 

@@ -17,7 +17,8 @@ from trainer.evaluate import (
     per_class_scores,
     probabilities,
 )
-from trainer.train import TrainConfig, _best_index
+from trainer.history import best_index
+from trainer.train import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +56,10 @@ def _rows(*pairs):
 
 
 def test_best_epoch_is_highest_val_accuracy_then_lowest_val_loss_then_earliest():
-    assert _best_index(_rows((0.5, 0.9), (0.8, 0.7), (0.7, 0.1))) == 1
-    assert _best_index(_rows((0.8, 0.9), (0.8, 0.4), (0.8, 0.6))) == 1
-    assert _best_index(_rows((0.8, 0.4), (0.8, 0.4))) == 0
-    assert _best_index([{"epoch": 1, "loss": 1.0}]) is None
+    assert best_index(_rows((0.5, 0.9), (0.8, 0.7), (0.7, 0.1))) == 1
+    assert best_index(_rows((0.8, 0.9), (0.8, 0.4), (0.8, 0.6))) == 1
+    assert best_index(_rows((0.8, 0.4), (0.8, 0.4))) == 0
+    assert best_index([{"epoch": 1, "loss": 1.0}]) is None
 
 
 def test_confusion_matrix_and_per_class_scores():
@@ -118,30 +119,71 @@ def test_commands_without_tensorflow_name_the_extra_in_one_line(monkeypatch, tmp
 
 
 def test_default_run_folder_is_named_after_the_preset_and_never_reused(tmp_path):
-    from trainer.train import _new_run_dir
+    from trainer.rundir import new_run_dir
 
     config = TrainConfig(data="d", preset="seed", runs_dir=str(tmp_path))
-    first = _new_run_dir(config)
+    first = new_run_dir(config)
     assert first.parent == tmp_path and first.name.startswith("seed-")
     first.mkdir()
-    second = _new_run_dir(config)
+    second = new_run_dir(config)
     assert not second.exists()  # same second: a "-2" suffix, never the existing folder
-    assert _new_run_dir(TrainConfig(data="d", out=str(tmp_path / "mine"))) == tmp_path / "mine"
+    assert new_run_dir(TrainConfig(data="d", out=str(tmp_path / "mine"))) == tmp_path / "mine"
 
 
 def test_latest_link_follows_the_newest_finished_run_and_only_inside_runs_dir(tmp_path):
-    from trainer.train import _Log, _update_latest
+    from trainer.rundir import update_latest
+    from trainer.runlog import RunLog
 
     runs = tmp_path / "runs"
     (runs / "a").mkdir(parents=True)
     (runs / "b").mkdir()
-    log = _Log(verbose=0)
-    _update_latest(runs / "a", runs, log)
+    log = RunLog(verbose=0)
+    update_latest(runs / "a", runs, log)
     assert (runs / "latest").resolve() == (runs / "a").resolve()
-    _update_latest(runs / "b", runs, log)
+    update_latest(runs / "b", runs, log)
     assert (runs / "latest").resolve() == (runs / "b").resolve()
     assert not [p for p in runs.iterdir() if p.name.startswith(".")]  # no temporary link left behind
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    _update_latest(elsewhere, runs, log)
+    update_latest(elsewhere, runs, log)
     assert (runs / "latest").resolve() == (runs / "b").resolve()
+
+
+def test_resolved_config_holds_plain_numbers_and_serialises_like_the_given_one():
+    from trainer.config import ResolvedConfig
+
+    given = TrainConfig(data="d", epochs=3)
+    config = given.resolved(_Recipe())
+    assert isinstance(config, ResolvedConfig)
+    assert all(type(getattr(config, name)) is int for name in ("epochs", "batch_size", "image_size", "patience"))
+    assert TrainConfig.from_dict(config.to_dict()) == dataclasses.replace(
+        given, batch_size=12, image_size=96, learning_rate=0.01, patience=5, resize="squash"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: _augment_with(fill_mode="mirror"), "fill_mode 'mirror'"),
+        (lambda: _preset_with(optimizer="lion"), "optimizer 'lion'; known: rmsprop, adam"),
+        (lambda: _preset_with(lr_schedule="step"), "lr_schedule 'step'"),
+        (lambda: _preset_with(architecture="resnet"), "architecture 'resnet'; known: seed, dsnet"),
+    ],
+)
+def test_a_bad_recipe_value_is_a_config_error_naming_the_known_values(make, message):
+    from edge_runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def _preset_with(**changes):
+    from trainer.presets import get_preset
+
+    return dataclasses.replace(get_preset("dsnet"), **changes)
+
+
+def _augment_with(**values):
+    from trainer.augment import AugmentSpec
+
+    return AugmentSpec(**values)

@@ -41,7 +41,14 @@ __all__ = ["CLASSES", "SPLITS", "DemoDataSpec", "generate_demo_dataset", "is_com
 CLASSES = ("cars", "elephants")  # sorted: the label order every stage derives from folder names
 SPLITS = ("train", "validation", "test")
 COMPLETE_MARKER = ".complete"
-FORMAT_VERSION = 1  # bump when the drawing changes, so an old folder is not mistaken for a new one
+FORMAT_VERSION = 2  # bump when the drawing changes, so an old folder is not mistaken for a new one
+
+# Images per class and split of `make train`'s demo set. The pretrained default separates these
+# clean drawings from 100 training photos a class; the 50 + 50 held-out photos a class are the
+# exporter's 200 validation images. Every file is run on each of them in every runtime it is declared
+# for, and tflite-runtime 2.14 takes 30-300 ms an image on x86-64 (int8 slowest), so the validation
+# set is what sets the time of `make export`; twice the images took about twice as long.
+DEFAULT_COUNTS = {"train": 100, "validation": 50, "test": 50}
 
 # Side of the shared sensor-noise field (see _noise_bank).
 _NOISE_BANK_SIDE = 768
@@ -74,9 +81,9 @@ class DemoDataSpec:
 def generate_demo_dataset(
     out: str | Path,
     *,
-    train_per_class: int = 200,
-    validation_per_class: int = 80,
-    test_per_class: int = 200,
+    train_per_class: int = DEFAULT_COUNTS["train"],
+    validation_per_class: int = DEFAULT_COUNTS["validation"],
+    test_per_class: int = DEFAULT_COUNTS["test"],
     image_size: tuple[int, int] = (320, 240),
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
@@ -250,11 +257,15 @@ def render_demo_image(kind: str, size: tuple[int, int], rng: np.random.Generator
     ss = _SUPERSAMPLE
     layer = Image.new("RGBA", (width * ss, height * ss), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    scale = rng.uniform(0.35, 0.9)  # object width as a fraction of the image width
+    # The subject is the main object of the photo and at most a tenth of it leaves the frame: with
+    # smaller or half-hidden subjects (format 1: 0.35-0.9 wide, up to a fifth outside) a few photos
+    # per hundred were ambiguous even to the pretrained model, and its int8 files flipped exactly
+    # those (onnx-int8 98.75% agreement with Keras); the clutter, light and noise still vary freely.
+    scale = rng.uniform(0.5, 0.9)  # object width as a fraction of the image width
     obj_w = scale * width * ss
     obj_h = obj_w * (0.72 if kind == "elephants" else 0.5) * rng.uniform(0.85, 1.15)
     ground_y = (horizon + rng.uniform(0.12, 0.45) * (1 - horizon)) * height * ss
-    x0 = rng.uniform(-0.2 * obj_w, width * ss - 0.8 * obj_w)
+    x0 = rng.uniform(-0.1 * obj_w, width * ss - 0.9 * obj_w)
     y0 = min(ground_y - obj_h, height * ss - 0.7 * obj_h)
     facing_right = bool(rng.random() < 0.5)
     box = (x0, y0, obj_w, obj_h, facing_right)

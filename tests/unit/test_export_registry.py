@@ -53,8 +53,10 @@ def test_quantisation_presets_are_named_constructors() -> None:
     int8 = Quantization.int8(own, per_channel=False)
     assert int8.calibration is own and int8.per_channel is False
     assert Quantization.dynamic().calibration is None
-    # Measured on the real photos: percentile ranges keep onnx-int8 within its bound where min/max did not.
-    assert get_format("onnx-int8").quantization.method == "percentile"
+    # Min/max first (seconds); percentile, which rescued a file min/max left below its bound on the
+    # real photos, is the first remedy (it costs minutes of histograms, so only when needed).
+    assert get_format("onnx-int8").quantization.method == "minmax"
+    assert [v.method for v in get_format("onnx-int8").variants[:3]] == [None, "percentile", "entropy"]
     assert get_format("tflite-int8").quantization.method == "minmax"
 
 
@@ -140,7 +142,7 @@ def test_applying_a_variant_changes_only_what_it_names() -> None:
 
 def test_onnx_int8_remedies_cover_the_calibration_methods_per_tensor_more_images_and_float_ends() -> None:
     variants = get_format("onnx-int8").variants
-    assert {v.method for v in variants} >= {None, "minmax", "entropy"}
+    assert {v.method for v in variants} >= {None, "percentile", "entropy"}
     assert any(v.per_channel is False for v in variants)
     assert any(v.calibration_images for v in variants)
     assert any(v.float_ends for v in variants)

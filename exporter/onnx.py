@@ -33,6 +33,7 @@ from exporter.formats import (
     Variant,
     register_format,
 )
+from exporter.parity import Reference
 
 # Oldest onnxruntime implementing each ONNX opset (onnxruntime's docs/Versioning.md, reported).
 _MIN_ONNXRUNTIME_FOR_OPSET = {
@@ -67,21 +68,18 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _to_onnx(ctx: ConversionContext) -> Any:
-    """The float32 ONNX ModelProto of the run's model (cached for the int8 format)."""
-    key = f"onnx-fp32-{ctx.opset}-{ctx.batch_size}"
-    if key not in ctx._cache:
-        import tensorflow as tf
-        import tf2onnx
+def keras_to_onnx(model: Any, input_shape: tuple[int | None, ...], opset: int) -> Any:
+    """The float32 ONNX ModelProto of ``model`` with a uint8 ``images`` input of ``input_shape``."""
+    import tensorflow as tf
+    import tf2onnx
 
-        signature = (tf.TensorSpec(ctx.input_shape(), tf.uint8, name="images"),)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                proto, _ = tf2onnx.convert.from_keras(ctx.model, input_signature=signature, opset=ctx.opset)
-        except Exception as error:  # tf2onnx raises many types; report its first line
-            raise ExportError(f"onnx: tf2onnx conversion failed at opset {ctx.opset} ({_first_line(error)})") from error
-        ctx._cache[key] = proto
-    return ctx._cache[key]
+    signature = (tf.TensorSpec(input_shape, tf.uint8, name="images"),)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+    except Exception as error:  # tf2onnx raises many types; report its first line
+        raise ExportError(f"onnx: tf2onnx conversion failed at opset {opset} ({_first_line(error)})") from error
+    return proto
 
 
 def _embed(proto: Any, payload: dict[str, Any]) -> bytes:
@@ -100,7 +98,7 @@ def convert_onnx_fp32(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
     import onnx
 
     proto = onnx.ModelProto()
-    proto.CopyFrom(_to_onnx(ctx))
+    proto.CopyFrom(ctx.onnx_fp32)
     details = {"opset": ctx.opset, "batch": "dynamic" if ctx.batch_size is None else ctx.batch_size}
     return Converted(_embed(proto, ctx.embedded_payload()), details)
 
@@ -153,7 +151,7 @@ def convert_onnx_int8(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
     )
 
     reader_class = type("CalibrationReader", (_CalibrationReader, CalibrationDataReader), {})
-    fp32 = _to_onnx(ctx)
+    fp32 = ctx.onnx_fp32
     source = ctx.work_dir / f"{fmt.name}.fp32.onnx"
     target = ctx.work_dir / f"{fmt.name}.qdq.onnx"
     onnx.save(fp32, str(source))
@@ -220,8 +218,9 @@ def _end_layers(proto: Any) -> list[str]:
     return sorted({weighted[0], weighted[-1]}) if weighted else []
 
 
-def inspect_onnx(path: Path, ctx: ConversionContext, fmt: ExportFormat) -> Inspection:
-    """Opsets, IR version and the operator types of a converted ``.onnx`` file."""
+def inspect_onnx(path: Path, ctx: ConversionContext, fmt: ExportFormat, reference: Reference) -> Inspection:
+    """Opsets, IR version and the operator types of a converted ``.onnx`` file (onnxruntime, the only
+    runtime it is for, was validated against ``reference`` already)."""
     import onnx
     import onnxruntime
 

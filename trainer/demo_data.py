@@ -131,42 +131,51 @@ def generate_demo_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        total = 2 * sum(spec.counts().values())
-        done = 0
-        for split_index, split in enumerate(SPLITS):
-            count = spec.counts()[split]
-            if count == 0:
-                continue
-            for class_index, name in enumerate(CLASSES):
-                folder = staging / split / name
-                folder.mkdir(parents=True)
-                for index in range(count):
-                    data = render_demo_jpeg(name, (width, height), seed=(spec.seed, split_index, class_index, index))
-                    (folder / f"{index:04d}.jpg").write_bytes(data)
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
+        _write_images(staging, spec, progress)
         marker = asdict(spec)
         marker["classes"] = list(spec.classes)
         (staging / COMPLETE_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-        # The rename is the moment the data set appears.
-        try:
-            if out.exists():
-                out.rmdir()  # empty when checked above; fails if something was written there since
-            os.replace(staging, out)
-        except OSError:
-            # Another process filled `out` meanwhile (e.g. two `make train` at once): fine if it is the same set.
-            if _existing_spec(out) == spec:
-                shutil.rmtree(staging, ignore_errors=True)
-                return out
-            raise DatasetError(
-                f"{out}: something else was written there while the demo data was generated; "
-                "remove it or choose another folder"
-            ) from None
+        _move_into_place(staging, out, spec)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _write_images(folder: Path, spec: DemoDataSpec, progress: Callable[[int, int], None] | None) -> None:
+    """Every split's images into ``folder/SPLIT/CLASS/NNNN.jpg``, each from its own seeded generator."""
+    total = 2 * sum(spec.counts().values())
+    done = 0
+    for split_index, split in enumerate(SPLITS):
+        count = spec.counts()[split]
+        if count == 0:
+            continue
+        for class_index, name in enumerate(CLASSES):
+            target = folder / split / name
+            target.mkdir(parents=True)
+            for index in range(count):
+                seed = (spec.seed, split_index, class_index, index)
+                (target / f"{index:04d}.jpg").write_bytes(render_demo_jpeg(name, (spec.width, spec.height), seed=seed))
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+
+def _move_into_place(staging: Path, out: Path, spec: DemoDataSpec) -> None:
+    """Rename the finished ``staging`` folder to ``out``: the moment the data set appears."""
+    try:
+        if out.exists():
+            out.rmdir()  # empty when checked before; fails if something was written there since
+        os.replace(staging, out)
+    except OSError:
+        # Another process filled `out` meanwhile (e.g. two `make train` at once): fine if it is the same set.
+        if _existing_spec(out) == spec:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        raise DatasetError(
+            f"{out}: something else was written there while the demo data was generated; "
+            "remove it or choose another folder"
+        ) from None
 
 
 def is_complete_demo_dataset(out: str | Path) -> bool:

@@ -146,3 +146,21 @@ def test_onnx_int8_remedies_cover_the_calibration_methods_per_tensor_more_images
     assert any(v.per_channel is False for v in variants)
     assert any(v.calibration_images for v in variants)
     assert any(v.float_ends for v in variants)
+
+
+def test_a_reference_judges_with_the_formats_bounds_unless_overridden() -> None:
+    import numpy as np
+
+    from exporter.parity import Reference
+
+    keras = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], dtype=np.float32)
+    labels = np.array([0, 1, 0, 1])
+    flipped = keras.copy()
+    flipped[2] = [0.45, 0.55]  # one of four top-1 labels changes: 75% agreement, |Δp| 0.15
+    fmt = get_format("tflite-int8")
+    judged = Reference(keras, labels, keras, ("a", "b")).judge(fmt, flipped)
+    assert judged["agreement"] == 0.75 and judged["disagreements"] == 1
+    assert judged["failures"] == ["agreement 75.00% < bound 98.00%", "accuracy drop 25.00 points > bound 1.00"]
+    lenient = Reference(keras, labels, keras, bounds={fmt.name: Bounds(0.5, max_accuracy_drop=30)})
+    assert lenient.judge(fmt, flipped)["failures"] == []
+    assert lenient.bounds_for(get_format("onnx-int8")) == INT8_BOUNDS

@@ -41,7 +41,7 @@ from edge_runtime.dataset import (
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, missing_extra
 from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest, RuntimeCheck, run_file
-from edge_runtime.probes import DEFAULT_PROBES, pick_probe_images
+from edge_runtime.probes import DEFAULT_PROBES, pick_probe_indices
 from edge_runtime.progress import track
 from edge_runtime.runlock import run_lock
 from exporter.class_parity import weakest_class_line
@@ -477,15 +477,18 @@ def _primary_check(fmt: ExportFormat, attempt: _Attempt) -> RuntimeCheck:
     return RuntimeCheck(fmt.backend, status, attempt.metrics, tuple(attempt.failures), version, "in-process at export")
 
 
-def _record_probes(kept: _Attempt, ctx: ConversionContext, reference: Reference) -> dict[str, Any]:
+def _record_probes(kept: _Attempt, reference: Reference) -> dict[str, Any]:
     """Self-check probes for ``edgeclf verify``, embedded in the kept file (its sha256 is taken after this)."""
     from edge_runtime.classifier import Classifier
 
     assert kept.staged is not None and kept.scores is not None  # only made attempts are kept
     agree = kept.scores.argmax(axis=1) == reference.scores.argmax(axis=1)
-    probe_images = pick_probe_images(reference.images, reference.labels, agree, DEFAULT_PROBES)
+    chosen = pick_probe_indices(reference.labels, agree, DEFAULT_PROBES)
+    # The other runtimes' outputs on the same images come from their validation run, not a second one.
+    raw_outputs = kept.inspection.raw_outputs if kept.inspection else {}
+    others = {backend: raw[chosen] for backend, raw in raw_outputs.items()}
     with Classifier.from_file(kept.staged, backend=kept.fmt.backend) as classifier:
-        probes = record_probes(classifier, kept.staged, probe_images, kept.fmt.precision, ctx)
+        probes = record_probes(classifier, reference.images[chosen], kept.fmt.precision, others)
     embed_probes(kept.staged, probes)
     return probes
 
@@ -501,7 +504,7 @@ def _export_one(
     kept, attempts = _try_variants(fmt, ctx, staging, reference, config)
     fmt, converted, metrics, failures = kept.fmt, kept.converted, kept.metrics, list(kept.failures)
     inspection: Inspection = kept.inspection or Inspection()
-    probes = _record_probes(kept, ctx, reference)
+    probes = _record_probes(kept, reference)
     bounds = reference.bounds_for(fmt)
     status = "failed" if failures else "passed"
     message = ""

@@ -250,13 +250,16 @@ class Inspection:
 
     ``compatibility`` maps a backend name (optionally with a version, ``"tflite-runtime==2.14"``) to
     ``"ok"`` or a one-line reason; ``edge_runtime.classifier`` refuses a backend with a reason.
-    ``runtimes`` holds the parity figures of each runtime besides the format's own backend.
+    ``runtimes`` holds the parity figures of each runtime besides the format's own backend, and
+    ``raw_outputs`` (by backend name) each such runtime's raw output tensors for every validation
+    image, in order: the self-check probes take their reference outputs from it.
     """
 
     op_versions: Mapping[str, int] = field(default_factory=dict)
     compatibility: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     runtimes: tuple[RuntimeCheck, ...] = ()
+    raw_outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -320,10 +320,11 @@ from edge_runtime.errors import EdgeclfError
 try:
     with Classifier.from_file(sys.argv[1], backend="tflite-runtime") as clf:
         images = np.load(sys.argv[2])
-        scores = np.concatenate([clf.scores(images[i : i + 1]) for i in range(len(images))])
+        raw = [np.asarray(clf.session.run(clf.prepare(images[i : i + 1]))) for i in range(len(images))]
+        scores = np.concatenate([clf.postprocess(r) for r in raw])
 except EdgeclfError as error:
     sys.exit(str(error).replace(sys.argv[1] + ": ", ""))
-np.save(sys.argv[3], scores)
+np.savez(sys.argv[3], scores=scores, raw=np.concatenate(raw))
 """
 
 
@@ -348,14 +349,17 @@ def check_tflite_runtime_python(python: Path) -> str | None:
     return None
 
 
-def run_with_tflite_runtime(path: Path, python: Path, images: np.ndarray, work_dir: Path) -> np.ndarray | str:
+def run_with_tflite_runtime(
+    path: Path, python: Path, images: np.ndarray, work_dir: Path
+) -> tuple[np.ndarray, np.ndarray] | str:
     """Load and run ``path`` with tflite-runtime in ``python``, one image at a time.
 
-    Returns the scores (as ``edge_runtime``'s Classifier gives them), or a one-line reason why it
-    did not load or run (load failure, crash, wrong shape).
+    Returns the scores (as ``edge_runtime``'s Classifier gives them) and the raw output tensors
+    (what the self-check probes record), or a one-line reason why it did not load or run (load
+    failure, crash, wrong shape). Each image runs once: the probes take their outputs from here.
     """
     inputs = work_dir / f"{path.stem}.verify-in.npy"
-    outputs = work_dir / f"{path.stem}.verify-out.npy"
+    outputs = work_dir / f"{path.stem}.verify-out.npz"
     np.save(inputs, images)
     env = _verify_env()
     # A guard against a hang, not a speed limit: on a 2-core machine at load 17, 560 float32 images
@@ -378,19 +382,21 @@ def run_with_tflite_runtime(path: Path, python: Path, images: np.ndarray, work_d
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         return f"tflite-runtime 2.14: {lines[-1] if lines else 'exit code ' + str(done.returncode)}"
-    scores = np.load(outputs)
+    with np.load(outputs) as saved:
+        scores, raw = saved["scores"], saved["raw"]
     if len(scores) != len(images):
         return f"tflite-runtime 2.14 returned {len(scores)} results for {len(images)} images"
-    return scores
+    return scores, raw
 
 
 def verify_with_tflite_runtime(
     path: Path, python: Path, images: np.ndarray, reference: np.ndarray, work_dir: Path
 ) -> str | None:
     """``None`` when ``path`` loads and runs in tflite-runtime with the top-1 labels of ``reference``, else why not."""
-    scores = run_with_tflite_runtime(path, python, images, work_dir)
-    if isinstance(scores, str):
-        return scores
+    ran = run_with_tflite_runtime(path, python, images, work_dir)
+    if isinstance(ran, str):
+        return ran
+    scores = ran[0]
     if scores.shape != reference.shape:
         return f"tflite-runtime 2.14 returned shape {scores.shape}, expected {reference.shape}"
     if not np.array_equal(scores.argmax(axis=1), reference.argmax(axis=1)):
@@ -400,8 +406,10 @@ def verify_with_tflite_runtime(
 
 def check_in_tflite_runtime(
     path: Path, ctx: ConversionContext, fmt: ExportFormat, reference: Reference
-) -> RuntimeCheck:
+) -> tuple[RuntimeCheck, np.ndarray | None]:
     """Run ``path`` on every validation image in tflite-runtime 2.14 and judge it with the format's bounds.
+
+    Returns the verdict and the raw outputs of every image (``None`` when it did not run).
 
     Measured on the demo run's int8 file: tflite-runtime 2.14's outputs differ from ai-edge-litert
     2.3's on 65% of images, by up to 0.059, with one top-1 flip in 40 (the same on x86-64 and an
@@ -410,13 +418,14 @@ def check_in_tflite_runtime(
     """
     python, images = ctx.tflite_runtime_python, reference.images
     if python is None:
-        return RuntimeCheck(TFLITE_RUNTIME, "skipped", message="no tflite-runtime 2.14 Python given at export")
-    scores = run_with_tflite_runtime(path, python, images, ctx.work_dir)
-    if isinstance(scores, str):
-        return RuntimeCheck(TFLITE_RUNTIME, "error", version="2.14", message=scores)
+        return RuntimeCheck(TFLITE_RUNTIME, "skipped", message="no tflite-runtime 2.14 Python given at export"), None
+    ran = run_with_tflite_runtime(path, python, images, ctx.work_dir)
+    if isinstance(ran, str):
+        return RuntimeCheck(TFLITE_RUNTIME, "error", version="2.14", message=ran), None
+    scores, raw = ran
     judged = reference.judge(fmt, scores)
     failures = tuple(judged.pop("failures"))
-    return RuntimeCheck(
+    check = RuntimeCheck(
         TFLITE_RUNTIME,
         "failed" if failures else "passed",
         metrics=judged,
@@ -424,6 +433,7 @@ def check_in_tflite_runtime(
         version="2.14",
         message=f"ran {len(images)} validation images with {python}",
     )
+    return check, raw
 
 
 def inspect_tflite(path: Path, ctx: ConversionContext, fmt: ExportFormat, reference: Reference) -> Inspection:
@@ -432,7 +442,7 @@ def inspect_tflite(path: Path, ctx: ConversionContext, fmt: ExportFormat, refere
     versions = op_versions(data)
     problems = static_tflite_runtime_problems(data)
     notes: dict[str, Any] = {"litert": f"validated with ai-edge-litert {_litert_version()} at export"}
-    check = check_in_tflite_runtime(path, ctx, fmt, reference)
+    check, raw = check_in_tflite_runtime(path, ctx, fmt, reference)
     aarch64 = [p for p in problems if "aarch64" in p]
     if check.status == "passed":
         # Ran within bounds here: only the aarch64-only crash, which cannot be seen on x86-64, remains.
@@ -451,6 +461,7 @@ def inspect_tflite(path: Path, ctx: ConversionContext, fmt: ExportFormat, refere
         compatibility=compatibility,
         details={"compatibility_notes": notes, "oldest_runtime": oldest},
         runtimes=(check,),
+        raw_outputs={} if raw is None else {"tflite-runtime": raw},
     )
 
 

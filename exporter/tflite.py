@@ -228,14 +228,11 @@ def _int8_with_float_ends(ctx: ConversionContext, fmt: ExportFormat) -> tuple[by
     for name in ends:
         qt.update_quantization_recipe(re.escape(name), "*", algorithm_key=AlgorithmName.NO_QUANTIZE)
     images = ctx.calibration_images(quant.calibration.images if quant.calibration else None)
-    with contextlib.redirect_stdout(io.StringIO()), track(f"{fmt.name}: calibrating", len(images)) as advance:
-
-        def samples() -> Iterator[dict[str, np.ndarray]]:
-            for image in images:
-                yield {"images": image[None]}
-                advance()
-
-        ranges = qt.calibrate({"serving_default": samples()})
+    # A list, not a generator: the quantizer goes over the samples more than once (with a generator
+    # its ranges came out empty: "QSVs are required for the input recipe").
+    samples = [{"images": image[None]} for image in images]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        ranges = qt.calibrate({"serving_default": samples})
         data = bytes(qt.quantize(ranges, enable_progress_report=False).quantized_model)
     details = {
         "calibration_images": len(images),

@@ -6,7 +6,7 @@ deterministically, so that ``make train`` works on a fresh machine without downl
 walks the same path (JPEG files → :func:`edge_runtime.preprocess.preprocess`) as a user's photos.
 
 The pictures are *synthetic*: side views of elephants and cars drawn with Pillow, with random pose
-(facing left or right, position, tilt, partly out of frame), scale, colour (elephant greys and
+(facing left or right, position, tilt, at most a tenth out of frame), scale, colour (elephant greys and
 browns overlap silver, grey and brown cars), background clutter shared by both classes (sky and
 ground gradients, trees, bushes, rocks, houses, road lines, wheel-like and ear-like blobs),
 occluding foreground plants, lighting (brightness, contrast, a light gradient), blur, sensor noise

@@ -640,8 +640,9 @@ def _export_locked(
     _check_writable(run_dir)
     model = _load_keras(run_dir, manifest)
     images, source = _validation_images(config, manifest, warn)
+    tflite_python = _tflite_runtime_python(config, selected, warn)  # a bad one is refused before any write
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=run_dir))
-    ctx = _context(config, manifest, model, selected, staging, warn)
+    ctx = _context(config, manifest, model, selected, staging, tflite_python, warn)
     results: list[FormatResult] = []
     try:
         if any(f.quantization.needs_calibration for f in selected):
@@ -698,6 +699,7 @@ def _context(
     model: Any,
     selected: Sequence[ExportFormat],
     staging: Path,
+    tflite_python: Path | None,
     warn: Callable[[str], None],
 ) -> ConversionContext:
     base = manifest
@@ -712,7 +714,7 @@ def _context(
         opset=config.opset,
         target=config.target,
         work_dir=work_dir,
-        tflite_runtime_python=_tflite_runtime_python(config, selected, warn),
+        tflite_runtime_python=tflite_python,
         load_calibration=_calibration_loader(config, manifest, warn),
         warn=warn,
     )

@@ -69,15 +69,20 @@ def make_probes(
     }
 
 
-def pick_probe_images(images: np.ndarray, labels: np.ndarray, agree: np.ndarray, count: int) -> np.ndarray:
-    """Up to ``count`` validation images the file classified like Keras, taking the labels in turn."""
+def pick_probe_indices(labels: np.ndarray, agree: np.ndarray, count: int) -> list[int]:
+    """Ascending indices of up to ``count`` validation images the file classified like Keras, labels in turn."""
     chosen: list[int] = []
     pools = [list(np.flatnonzero((labels == label) & agree)) for label in np.unique(labels)]
     while len(chosen) < count and any(pools):
         for pool in pools:
             if pool and len(chosen) < count:
                 chosen.append(int(pool.pop(0)))
-    return images[sorted(chosen)]
+    return sorted(chosen)
+
+
+def pick_probe_images(images: np.ndarray, labels: np.ndarray, agree: np.ndarray, count: int) -> np.ndarray:
+    """The images :func:`pick_probe_indices` picks."""
+    return images[pick_probe_indices(labels, agree, count)]
 
 
 @dataclass(frozen=True)

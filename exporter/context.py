@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,11 @@ TARGETS.register("tflite-runtime", "tflite-runtime 2.14 (the last release, on ma
 class ConversionContext:
     """Shared state of one ``export_run``: built once, handed to each format's functions.
 
+    What several formats convert from (the static-batch model, its frozen ``tf.function``, the float
+    ONNX graph, the calibration images) is made on first use by the methods below and kept for the
+    next format; the parity reference is not here: it is passed to each check explicitly
+    (:class:`exporter.parity.Reference`).
+
     Attributes:
         model: the loaded Keras model (uint8 ``(None, H, W, 3)`` input).
         manifest: the run's manifest (labels, input spec) without the new artifacts.
@@ -32,9 +38,6 @@ class ConversionContext:
         load_calibration: ``load_calibration(count)`` returns ``count`` calibration images (all there
             are when fewer) ``(N, H, W, 3)`` uint8; ``None``: as many as the export config says.
         warn: prints a one-line warning.
-        validation_images: the validation images every file is run on (uint8 ``(N, H, W, 3)``).
-        judge: ``judge(fmt, scores)`` compares a runtime's scores on ``validation_images`` with Keras
-            under ``fmt``'s bounds: the metrics plus ``"failures"`` (one line per missed bound).
     """
 
     model: Any
@@ -46,16 +49,38 @@ class ConversionContext:
     tflite_runtime_python: Path | None
     load_calibration: Callable[[int | None], np.ndarray]
     warn: Callable[[str], None] = print
-    validation_images: np.ndarray | None = None
-    judge: Callable[[Any, np.ndarray], dict[str, Any]] | None = None
-    _cache: dict[str, Any] = field(default_factory=dict)
+    _calibration: dict[int | None, np.ndarray] = field(default_factory=dict, repr=False)
 
     def calibration_images(self, count: int | None = None) -> np.ndarray:
         """``count`` representative images (the same array for every format asking for that many)."""
-        key = "calibration" if count is None else f"calibration:{count}"
-        if key not in self._cache:
-            self._cache[key] = self.load_calibration(count)
-        return self._cache[key]
+        if count not in self._calibration:
+            self._calibration[count] = self.load_calibration(count)
+        return self._calibration[count]
+
+    def calibration_count(self, count: int | None = None) -> int:
+        """How many images :meth:`calibration_images` gave for ``count`` (0 when never asked)."""
+        return len(self._calibration.get(count, ()))
+
+    @functools.cached_property
+    def conversion_model(self) -> Any:
+        """The run's model with a static batch-``batch_size`` input (the model itself for a dynamic batch)."""
+        from exporter.tflite import static_batch_model
+
+        return self.model if self.batch_size is None else static_batch_model(self.model, self.input_shape())
+
+    @functools.cached_property
+    def frozen_function(self) -> Any:
+        """:attr:`conversion_model` as a concrete ``tf.function``, variables frozen (what TFLite converts)."""
+        from exporter.tflite import freeze
+
+        return freeze(self.conversion_model, self.input_shape(), self.manifest.input.dtype)
+
+    @functools.cached_property
+    def onnx_fp32(self) -> Any:
+        """The float32 ONNX ModelProto of the run's model (the int8 file quantises a copy)."""
+        from exporter.onnx import keras_to_onnx
+
+        return keras_to_onnx(self.model, self.input_shape(), self.opset)
 
     def embedded_payload(self) -> dict[str, Any]:
         """What each artifact embeds: :meth:`Manifest.to_embedded`."""

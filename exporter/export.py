@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime import metrics
 from edge_runtime.compatibility import verdict_for
 from edge_runtime.dataset import (
     LoadedImages,
@@ -43,10 +42,10 @@ from edge_runtime.errors import DatasetError, EdgeclfError, ExportError
 from edge_runtime.fileio import atomic_write_text, sha256_file
 from edge_runtime.manifest import Artifact, Manifest, RuntimeCheck
 from edge_runtime.outcome import Status
-from edge_runtime.probes import DEFAULT_PROBES, pick_probe_images
+from edge_runtime.probes import DEFAULT_PROBES, pick_probe_indices
 from edge_runtime.progress import track
 from edge_runtime.runlock import run_lock
-from exporter.class_parity import per_class_agreement, weakest_class_line
+from exporter.class_parity import weakest_class_line
 from exporter.config import ExportConfig
 from exporter.context import TARGETS, ConversionContext
 from exporter.formats import (
@@ -59,6 +58,7 @@ from exporter.formats import (
     get_format,
 )
 from exporter.open_set_fit import fit_open_set, unreachable_warning
+from exporter.parity import Reference, keras_scores
 from exporter.probes import embed_probes, record_probes
 from kerasio import load_run_model
 
@@ -301,41 +301,6 @@ def _tflite_runtime_python(
 # -- the comparison -----------------------------------------------------------------------------
 
 
-def keras_scores(model: Any, images: np.ndarray, activation: str, batch_size: int = 32) -> np.ndarray:
-    """Per-label probabilities of the Keras model, in the same form the runtime's Classifier returns."""
-    outputs = [np.asarray(model(images[i : i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
-    return metrics.to_scores(np.concatenate(outputs).astype(np.float32), activation)
-
-
-def compare(
-    reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
-) -> dict[str, Any]:
-    """Top-1 agreement, |Δp| and accuracy of ``scores`` against the Keras ``reference`` probabilities,
-    overall and per true class (``per_class``)."""
-    diff = metrics.abs_diff(scores, reference)
-    accuracy = metrics.accuracy(scores, labels)
-    keras_accuracy = metrics.accuracy(reference, labels)
-    return {
-        "images": len(labels),
-        "agreement": metrics.agreement(scores, reference),
-        "disagreements": int(np.sum(metrics.top1(scores) != metrics.top1(reference))),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "accuracy": accuracy,
-        "keras_accuracy": keras_accuracy,
-        "accuracy_change": accuracy - keras_accuracy,
-        "per_class": per_class_agreement(reference, scores, labels, names),
-    }
-
-
-def judge(
-    bounds: Any, reference: np.ndarray, scores: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
-) -> dict[str, Any]:
-    """:func:`compare` plus ``"failures"``: one line per bound ``scores`` miss."""
-    metrics = compare(reference, scores, labels, names)
-    return {**metrics, "failures": bounds.check(metrics)}
-
-
 # -- the export ---------------------------------------------------------------------------------
 
 
@@ -399,7 +364,7 @@ def _variant_formats(
             yield variant.name, dataclasses.replace(fmt, quantization=quant)
 
 
-def _attempt(name: str, fmt: ExportFormat, ctx: ConversionContext, staging: Path, images: LoadedImages) -> _Attempt:
+def _attempt(name: str, fmt: ExportFormat, ctx: ConversionContext, staging: Path, reference: Reference) -> _Attempt:
     """Convert ``fmt``, stage the file, run it through the runtime's own Classifier and judge it."""
     from edge_runtime.classifier import Classifier
 
@@ -409,21 +374,22 @@ def _attempt(name: str, fmt: ExportFormat, ctx: ConversionContext, staging: Path
     # Through the runtime's own classifier and the metadata embedded in the file: the same path a Pi takes.
     with Classifier.from_file(staged, backend=fmt.backend) as classifier:
         inputs, outputs = classifier.session.inputs, classifier.session.outputs
-        batch = inputs[0].shape[0] if inputs[0].shape and inputs[0].shape[0] > 0 else len(images.images)
+        images = reference.images
+        batch = inputs[0].shape[0] if inputs[0].shape and inputs[0].shape[0] > 0 else len(images)
         parts = []
-        with track(f"{fmt.name} ({name}): validating", len(images.images)) as advance:
-            for i in range(0, len(images.images), batch):
-                parts.append(classifier.scores(images.images[i : i + batch]))
+        with track(f"{fmt.name} ({name}): validating", len(images)) as advance:
+            for i in range(0, len(images), batch):
+                parts.append(classifier.scores(images[i : i + batch]))
                 advance(len(parts[-1]))
         scores = np.concatenate(parts)
-    judged = ctx.judge(fmt, scores) if ctx.judge else {}
-    failures = judged.pop("failures", [])
+    judged = reference.judge(fmt, scores)
+    failures = judged.pop("failures")
     attempt = _Attempt(name, fmt, converted, staged, tuple(inputs), tuple(outputs), judged, failures, scores=scores)
-    attempt.inspection = fmt.inspect(staged, ctx, fmt)
+    attempt.inspection = fmt.inspect(staged, ctx, fmt, reference)
     return attempt
 
 
-def _try_variants(fmt: ExportFormat, ctx: ConversionContext, staging: Path, images: LoadedImages, config: ExportConfig):
+def _try_variants(fmt: ExportFormat, ctx: ConversionContext, staging: Path, reference: Reference, config: ExportConfig):
     """Each variant in order until one passes everywhere; returns the one kept and every attempt.
 
     Kept: the first that passes in every runtime, else the first that passes with the format's own
@@ -432,7 +398,7 @@ def _try_variants(fmt: ExportFormat, ctx: ConversionContext, staging: Path, imag
     attempts: list[_Attempt] = []
     for name, candidate in _variant_formats(fmt, ctx, config):
         try:
-            attempt = _attempt(name, candidate, ctx, staging, images)
+            attempt = _attempt(name, candidate, ctx, staging, reference)
         except EdgeclfError as error:
             if not attempts:
                 raise  # what was asked for does not convert: an error, as before
@@ -467,17 +433,18 @@ def _primary_check(fmt: ExportFormat, attempt: _Attempt) -> RuntimeCheck:
     return RuntimeCheck(fmt.backend, status, attempt.metrics, tuple(attempt.failures), version, "in-process at export")
 
 
-def _record_probes(
-    kept: _Attempt, ctx: ConversionContext, images: LoadedImages, reference: np.ndarray
-) -> dict[str, Any]:
+def _record_probes(kept: _Attempt, reference: Reference) -> dict[str, Any]:
     """Self-check probes for ``edgeclf verify``, embedded in the kept file (its sha256 is taken after this)."""
     from edge_runtime.classifier import Classifier
 
     assert kept.staged is not None and kept.scores is not None  # only made attempts are kept
-    agree = kept.scores.argmax(axis=1) == reference.argmax(axis=1)
-    probe_images = pick_probe_images(images.images, images.labels, agree, DEFAULT_PROBES)
+    agree = kept.scores.argmax(axis=1) == reference.scores.argmax(axis=1)
+    chosen = pick_probe_indices(reference.labels, agree, DEFAULT_PROBES)
+    # The other runtimes' outputs on the same images come from their validation run, not a second one.
+    raw_outputs = kept.inspection.raw_outputs if kept.inspection else {}
+    others = {backend: raw[chosen] for backend, raw in raw_outputs.items()}
     with Classifier.from_file(kept.staged, backend=kept.fmt.backend) as classifier:
-        probes = record_probes(classifier, kept.staged, probe_images, kept.fmt.precision, ctx)
+        probes = record_probes(classifier, reference.images[chosen], kept.fmt.precision, others)
     embed_probes(kept.staged, probes)
     return probes
 
@@ -486,16 +453,15 @@ def _export_one(
     fmt: ExportFormat,
     ctx: ConversionContext,
     staging: Path,
-    images: LoadedImages,
-    reference: np.ndarray,
+    reference: Reference,
     config: ExportConfig,
 ) -> tuple[FormatResult, Path | None, Artifact | None]:
     started = time.perf_counter()
-    kept, attempts = _try_variants(fmt, ctx, staging, images, config)
+    kept, attempts = _try_variants(fmt, ctx, staging, reference, config)
     fmt, converted, metrics, failures = kept.fmt, kept.converted, kept.metrics, list(kept.failures)
     inspection: Inspection = kept.inspection or Inspection()
-    probes = _record_probes(kept, ctx, images, reference)
-    bounds = config.bounds.get(fmt.name, fmt.bounds)
+    probes = _record_probes(kept, reference)
+    bounds = reference.bounds_for(fmt)
     status = Status.FAILED if failures else Status.PASSED
     message = ""
     if config.target is not None and config.target in fmt.targets:
@@ -503,13 +469,13 @@ def _export_one(
         verdict = entry.verdict if entry is not None else "not checked"
         if entry is None or not entry.ok:
             status, message = Status.REFUSED, f"{fmt.name} cannot be made for {TARGETS[config.target]}: {verdict}"
-            if fmt.quantization.kind == "dynamic" and "FULLY_CONNECTED" in verdict:
+            if fmt.quantization.dynamic_range and "FULLY_CONNECTED" in verdict:
                 # Measured: TF quantises a 1-unit Dense (a binary head) per channel in dynamic range even
                 # with per-channel quantisation disabled, which is FULLY_CONNECTED v12.
                 message += (
                     "; its Dense layer is quantised per channel whatever the flags, use tflite-int8 or tflite-fp16"
                 )
-    if status is Status.FAILED and fmt.quantization.kind in ("int8", "dynamic"):
+    if status is Status.FAILED and fmt.quantization.needs_calibration:  # the hint is about calibration
         message = INT8_HINT + (f" ({', '.join(a.variant for a in attempts)})" if len(attempts) > 1 else "")
     seconds = time.perf_counter() - started
     runtimes = (_primary_check(fmt, kept), *inspection.runtimes)
@@ -626,85 +592,26 @@ def _export_locked(
 
     run_dir = Path(run_dir)
     manifest = Manifest.load(run_dir)
-    selected = _resolve_formats(config.formats)
-    if config.target is not None:
-        TARGETS.get(config.target)  # an unknown name raises UnknownNameError listing the known ones
-    unknown_bounds = sorted(set(config.bounds) - set(all_formats()))
-    if unknown_bounds:
-        raise ExportError(f"bounds given for unknown formats {unknown_bounds}; known: {', '.join(all_formats())}")
+    selected = _checked_formats(config)
     _check_writable(run_dir)
     model = load_run_model(run_dir, manifest)
     images, source = _validation_images(config, manifest, warn)
-    base = manifest
-    for fmt in selected:  # the run's own description, without artifacts of formats being re-made
-        base = base.without_artifact(fmt.name)
-    tflite_python = _tflite_runtime_python(config, selected, warn)
-    per_channel = config.per_channel
-    if not per_channel:
-        selected = [
-            dataclasses.replace(f, quantization=dataclasses.replace(f.quantization, per_channel=False))
-            if f.quantization.kind == "int8"
-            else f
-            for f in selected
-        ]
-
+    tflite_python = _tflite_runtime_python(config, selected, warn)  # a bad one is refused before any write
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=run_dir))
-    work_dir = staging / "work"
-    work_dir.mkdir()
-    ctx = ConversionContext(
-        model=model,
-        manifest=base,
-        batch_size=None if config.dynamic_batch else 1,
-        opset=config.opset,
-        target=config.target,
-        work_dir=work_dir,
-        tflite_runtime_python=tflite_python,
-        load_calibration=_calibration_loader(config, manifest, warn),
-        warn=warn,
-    )
+    ctx = _context(config, manifest, model, selected, staging, tflite_python, warn)
     results: list[FormatResult] = []
     try:
         if any(f.quantization.needs_calibration for f in selected):
-            ctx.calibration_images(
-                config.calibration_images
-            )  # a bad calibration folder fails here, before anything is written
-        reference = keras_scores(model, images.images, manifest.output_activation)
-        ctx.validation_images = images.images
-        ctx.judge = lambda fmt, scores: judge(
-            config.bounds.get(fmt.name, fmt.bounds), reference, scores, images.labels, manifest.labels
-        )
-        keras_accuracy = float(np.mean(reference.argmax(axis=1) == images.labels))
+            # A bad calibration folder fails here, before anything is written.
+            ctx.calibration_images(config.calibration_images)
+        scores = keras_scores(model, images.images, manifest.output_activation)
+        reference = Reference(images.images, images.labels, scores, manifest.labels, config.bounds)
+        keras_accuracy = float(np.mean(scores.argmax(axis=1) == images.labels))
         if config.unknown_data is not None:
-            open_set = fit_open_set(
-                manifest,
-                images,
-                reference,
-                config.unknown_data,
-                config.false_accept,
-                lambda batch: keras_scores(model, batch, manifest.output_activation),
-            )
-            # Before any conversion, so every file embeds it too.
-            ctx.manifest = dataclasses.replace(ctx.manifest, open_set=open_set)
-            dataclasses.replace(Manifest.load(run_dir), open_set=open_set).save(run_dir)
-            say(_open_set_line(open_set))
+            _fit_open_set(run_dir, ctx, config, images, scores, say)
         say(f"validating on {len(images.images)} images from {source}; Keras accuracy {keras_accuracy:.2%}")
         for fmt in selected:
-            say(f"exporting {fmt.name} …")
-            try:
-                result, staged, artifact = _export_one(fmt, ctx, staging, images, reference, config)
-            except EdgeclfError as error:
-                results.append(FormatResult(format=fmt.name, status=Status.ERROR, message=str(error)))
-                say(f"error: {fmt.name}: {error}")
-                continue
-            if staged is not None and artifact is not None:
-                os.replace(staged, run_dir / fmt.file_name)
-                # Read-modify-write under the run's lock: entries recorded since this export began stay.
-                Manifest.load(run_dir).with_artifact(artifact).save(run_dir)
-                ceiling = unreachable_warning(ctx.manifest, artifact)
-                if ceiling:
-                    warn(ceiling)
-            results.append(result)
-            say(_summary_line(result))
+            results.append(_export_and_record(fmt, ctx, staging, reference, config, run_dir, say, warn))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -716,12 +623,108 @@ def _export_locked(
         validation_source=source,
         validation_count=len(images.images),
         keras_accuracy=keras_accuracy,
-        calibration_count=len(ctx._cache.get(f"calibration:{config.calibration_images}", ())),
+        calibration_count=ctx.calibration_count(config.calibration_images),
         warnings=tuple(warnings),
     )
     atomic_write_text(run_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2) + "\n")
     atomic_write_text(run_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
     return report
+
+
+def _checked_formats(config: ExportConfig) -> list[ExportFormat]:
+    """The formats to make (with ``--per-tensor`` applied), after checking the target and the bounds."""
+    selected = _resolve_formats(config.formats)
+    if config.target is not None:
+        TARGETS.get(config.target)  # an unknown name raises UnknownNameError listing the known ones
+    unknown_bounds = sorted(set(config.bounds) - set(all_formats()))
+    if unknown_bounds:
+        raise ExportError(f"bounds given for unknown formats {unknown_bounds}; known: {', '.join(all_formats())}")
+    if config.per_channel:
+        return selected
+    return [
+        dataclasses.replace(f, quantization=dataclasses.replace(f.quantization, per_channel=False))
+        if f.quantization.needs_calibration
+        else f
+        for f in selected
+    ]
+
+
+def _context(
+    config: ExportConfig,
+    manifest: Manifest,
+    model: Any,
+    selected: Sequence[ExportFormat],
+    staging: Path,
+    tflite_python: Path | None,
+    warn: Callable[[str], None],
+) -> ConversionContext:
+    base = manifest
+    for fmt in selected:  # the run's own description, without artifacts of formats being re-made
+        base = base.without_artifact(fmt.name)
+    work_dir = staging / "work"
+    work_dir.mkdir()
+    return ConversionContext(
+        model=model,
+        manifest=base,
+        batch_size=None if config.dynamic_batch else 1,
+        opset=config.opset,
+        target=config.target,
+        work_dir=work_dir,
+        tflite_runtime_python=tflite_python,
+        load_calibration=_calibration_loader(config, manifest, warn),
+        warn=warn,
+    )
+
+
+def _fit_open_set(
+    run_dir: Path,
+    ctx: ConversionContext,
+    config: ExportConfig,
+    images: LoadedImages,
+    scores: np.ndarray,
+    say: Callable[[str], None],
+) -> None:
+    """Fit the "unknown" threshold before any conversion, so every file embeds it too."""
+    manifest = ctx.manifest
+    open_set = fit_open_set(
+        manifest,
+        images,
+        scores,
+        config.unknown_data,
+        config.false_accept,
+        lambda batch: keras_scores(ctx.model, batch, manifest.output_activation),
+    )
+    ctx.manifest = dataclasses.replace(ctx.manifest, open_set=open_set)
+    dataclasses.replace(Manifest.load(run_dir), open_set=open_set).save(run_dir)
+    say(_open_set_line(open_set))
+
+
+def _export_and_record(
+    fmt: ExportFormat,
+    ctx: ConversionContext,
+    staging: Path,
+    reference: Reference,
+    config: ExportConfig,
+    run_dir: Path,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> FormatResult:
+    """Export one format; move a kept file under its final name and record it in ``manifest.json``."""
+    say(f"exporting {fmt.name} …")
+    try:
+        result, staged, artifact = _export_one(fmt, ctx, staging, reference, config)
+    except EdgeclfError as error:
+        say(f"error: {fmt.name}: {error}")
+        return FormatResult(format=fmt.name, status=Status.ERROR, message=str(error))
+    if staged is not None and artifact is not None:
+        os.replace(staged, run_dir / fmt.file_name)
+        # Read-modify-write under the run's lock: entries recorded since this export began stay.
+        Manifest.load(run_dir).with_artifact(artifact).save(run_dir)
+        ceiling = unreachable_warning(ctx.manifest, artifact)
+        if ceiling:
+            warn(ceiling)
+    say(_summary_line(result))
+    return result
 
 
 def _open_set_line(open_set: Any) -> str:

@@ -24,6 +24,7 @@ from edge_runtime.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from exporter.context import ConversionContext
+    from exporter.parity import Reference
 
 # Modules that register the built-in formats when imported (imported lazily, on first lookup).
 _BUILTIN_MODULES = ("exporter.tflite", "exporter.onnx")
@@ -93,6 +94,57 @@ class Quantization:
         """True when representative images must be loaded."""
         return self.kind == "int8"
 
+    @property
+    def dynamic_range(self) -> bool:
+        """True for int8 weights with float activations quantised on the fly."""
+        return self.kind == "dynamic"
+
+    @property
+    def integer_weights(self) -> bool:
+        """True when weights are stored as int8 (per channel or per tensor: ``per_channel`` applies)."""
+        return self.needs_calibration or self.dynamic_range
+
+    def apply_to_converter(
+        self, converter: Any, representative: Callable[[], Any] | None = None, *, per_channel_dense: bool = True
+    ) -> dict[str, Any]:
+        """Set a ``tf.lite.TFLiteConverter``'s quantisation flags for this preset; the only code that does.
+
+        The exporter, the int8 speed benchmark and the tests all call it, so they cannot drift apart
+        (MediaPipe Model Maker's ``QuantizationConfig.set_converter_with_quantization``).
+
+        Args:
+            converter: the converter to set up (before ``convert()``).
+            representative: yields ``[image batch]`` lists; required for ``int8``.
+            per_channel_dense: quantise Dense weights per channel too when ``per_channel`` (``False``
+                keeps FULLY_CONNECTED at a version tflite-runtime 2.14 loads, and off its aarch64 crash).
+
+        Returns:
+            What was set, for the manifest (``per_channel``, ``per_channel_dense``, ``calibration_method``).
+        """
+        import tensorflow as tf
+
+        if self.kind == "none":
+            return {}
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if self.kind == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+            return {}
+        details: dict[str, Any] = {}
+        if self.needs_calibration:
+            if representative is None:
+                raise ValueError("an int8 conversion needs representative images")
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.uint8
+            converter.inference_output_type = tf.uint8
+            details["calibration_method"] = "minmax"  # the TFLite converter's calibrator
+        dense = self.per_channel and per_channel_dense
+        if not self.per_channel:
+            converter._experimental_disable_per_channel = True
+        if not dense:
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        return {**details, "per_channel": self.per_channel, "per_channel_dense": dense}
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -125,7 +177,7 @@ def apply_variant(quantization: Quantization, variant: Variant, calibration: Cal
 
     The only place a variant touches a preset: the exporter and tests cannot drift apart.
     """
-    if not quantization.needs_calibration and quantization.kind != "dynamic":
+    if not quantization.integer_weights:
         return quantization
     if quantization.needs_calibration:
         images = max(calibration.images, variant.calibration_images or 0)
@@ -198,13 +250,16 @@ class Inspection:
 
     ``compatibility`` maps a backend name (optionally with a version, ``"tflite-runtime==2.14"``) to
     ``"ok"`` or a one-line reason; ``edge_runtime.classifier`` refuses a backend with a reason.
-    ``runtimes`` holds the parity figures of each runtime besides the format's own backend.
+    ``runtimes`` holds the parity figures of each runtime besides the format's own backend, and
+    ``raw_outputs`` (by backend name) each such runtime's raw output tensors for every validation
+    image, in order: the self-check probes take their reference outputs from it.
     """
 
     op_versions: Mapping[str, int] = field(default_factory=dict)
     compatibility: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     runtimes: tuple[RuntimeCheck, ...] = ()
+    raw_outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -218,7 +273,8 @@ class ExportFormat:
         backend: the ``edge_runtime`` backend that validates and (by default) runs it.
         quantization: the preset used to make it.
         export: ``export(ctx, fmt) -> Converted``: makes the file's bytes, metadata embedded.
-        inspect: ``inspect(path, ctx, fmt) -> Inspection``: reads operator versions and compatibility.
+        inspect: ``inspect(path, ctx, fmt, reference) -> Inspection``: reads operator versions and
+            compatibility, validating the file against ``reference`` in the other runtimes it is for.
         bounds: default parity bounds vs Keras.
         description: one line for tables and ``--help``.
         targets: runtimes (besides ``backend``) this format can be made for with ``--target``.
@@ -231,7 +287,7 @@ class ExportFormat:
     backend: str
     quantization: Quantization
     export: Callable[[ConversionContext, ExportFormat], Converted]
-    inspect: Callable[[Path, ConversionContext, ExportFormat], Inspection]
+    inspect: Callable[[Path, ConversionContext, ExportFormat, Reference], Inspection]
     bounds: Bounds
     description: str = ""
     targets: tuple[str, ...] = ()

@@ -24,6 +24,7 @@ import json
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from exporter.formats import (
     Variant,
     register_format,
 )
+from exporter.parity import Reference
 from exporter.tflite_metadata import add_standard_metadata
 
 TFLITE_RUNTIME = "tflite-runtime==2.14"
@@ -156,34 +158,92 @@ def _all_zero(model: Any, tensor: Any) -> bool:
 # -- conversion -------------------------------------------------------------------------------
 
 
-def _keras_for_conversion(ctx: ConversionContext) -> Any:
-    """The run's model, with a static batch-``ctx.batch_size`` input unless the batch is dynamic."""
-    key = f"keras-batch-{ctx.batch_size}"
-    if key not in ctx._cache:
-        if ctx.batch_size is None:
-            ctx._cache[key] = ctx.model
-        else:
-            import keras
+def static_batch_model(model: Any, input_shape: tuple[int | None, ...]) -> Any:
+    """``model`` behind a new input of the static ``input_shape`` (batch included)."""
+    import keras
 
-            spec = ctx.manifest.input
-            inputs = keras.Input(batch_shape=ctx.input_shape(), dtype=spec.dtype, name="images")
-            ctx._cache[key] = keras.Model(inputs, ctx.model(inputs), name="edgeclf_static")
-    return ctx._cache[key]
+    inputs = keras.Input(batch_shape=input_shape, dtype=model.inputs[0].dtype, name="images")
+    return keras.Model(inputs, model(inputs), name="edgeclf_static")
 
 
-def _frozen_function(ctx: ConversionContext) -> Any:
-    """The model as a concrete function over a uint8 ``images`` input, variables frozen to constants."""
-    key = f"frozen-batch-{ctx.batch_size}"
-    if key not in ctx._cache:
-        import tensorflow as tf
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+def freeze(model: Any, input_shape: tuple[int | None, ...], dtype: str) -> Any:
+    """The model as a concrete function over an ``images`` input, variables frozen to constants."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-        model = _keras_for_conversion(ctx)
-        function = tf.function(lambda images: model(images, training=False))
-        spec = tf.TensorSpec(ctx.input_shape(), tf.as_dtype(ctx.manifest.input.dtype), name="images")
-        # Unfrozen, the converter keeps READ_VARIABLE ops that its int8 calibrator cannot run.
-        ctx._cache[key] = convert_variables_to_constants_v2(function.get_concrete_function(spec))
-    return ctx._cache[key]
+    function = tf.function(lambda images: model(images, training=False))
+    spec = tf.TensorSpec(input_shape, tf.as_dtype(dtype), name="images")
+    # Unfrozen, the converter keeps READ_VARIABLE ops that its int8 calibrator cannot run.
+    return convert_variables_to_constants_v2(function.get_concrete_function(spec))
+
+
+def _representative(name: str, images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def representative() -> Iterator[list[np.ndarray]]:
+        with track(f"{name}: calibrating", len(images)) as advance:
+            for image in images:
+                yield [image[None]]
+                advance()
+
+    return representative
+
+
+def _end_layers(data: bytes) -> list[str]:
+    """Output tensor names of the first CONV_2D (the stem) and the last FULLY_CONNECTED (the head)."""
+    model = _read_model(data)
+    graph = model.Subgraphs(0)
+    codes = [_op_code_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    named = [
+        (codes[graph.Operators(o).OpcodeIndex()], graph.Tensors(graph.Operators(o).Outputs(0)).Name().decode())
+        for o in range(graph.OperatorsLength())
+    ]
+    convs = [name for op, name in named if op == "CONV_2D"]
+    denses = [name for op, name in named if op == "FULLY_CONNECTED"]
+    return convs[:1] + denses[-1:]
+
+
+def _int8_with_float_ends(ctx: ConversionContext, fmt: ExportFormat) -> tuple[bytes, dict[str, Any]]:
+    """Full-integer int8 except the stem convolution and the classifier head, which stay float32.
+
+    The TFLite converter can only quantise all or nothing; ai-edge-quantizer (Google's maintained
+    mixed-precision tool for LiteRT models) quantises a float ``.tflite`` with a per-layer recipe:
+    static int8 for every supported op, ``no_quantize`` for the two end layers. It needs a signature
+    to calibrate through, so the float model is converted with one. Input stays uint8 (cast in the
+    graph); the output is int8 with its scale and zero point, which the runtime reads back.
+    """
+    import re
+
+    import tensorflow as tf
+
+    try:
+        from ai_edge_quantizer import quantizer, recipe
+        from ai_edge_quantizer.algorithm_manager import AlgorithmName
+        from ai_edge_quantizer.qtyping import QuantGranularity
+    except ImportError:
+        raise ExportError(f"{fmt.name}: float-ends needs ai-edge-quantizer (pip install 'edgeclf[train]')") from None
+    quant = fmt.quantization
+    float_model = tf.lite.TFLiteConverter.from_concrete_functions([ctx.frozen_function], tf.Module()).convert()
+    ends = _end_layers(float_model)
+    granularity = QuantGranularity.CHANNELWISE if quant.per_channel else QuantGranularity.TENSORWISE
+    qt = quantizer.Quantizer(float_model)
+    qt.load_quantization_recipe(recipe.static_wi8_ai8())
+    qt.add_static_config(".*", "*", 8, 8, weight_granularity=granularity)
+    for name in ends:
+        qt.update_quantization_recipe(re.escape(name), "*", algorithm_key=AlgorithmName.NO_QUANTIZE)
+    images = ctx.calibration_images(quant.calibration.images if quant.calibration else None)
+    # A list, not a generator: the quantizer goes over the samples more than once (with a generator
+    # its ranges came out empty: "QSVs are required for the input recipe").
+    samples = [{"images": image[None]} for image in images]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        ranges = qt.calibrate({"serving_default": samples})
+        data = bytes(qt.quantize(ranges, enable_progress_report=False).quantized_model)
+    details = {
+        "calibration_images": len(images),
+        "calibration_method": "minmax",
+        "per_channel": quant.per_channel,
+        "quantizer": f"ai-edge-quantizer {importlib.metadata.version('ai-edge-quantizer')}",
+        "float_layers": ends,
+    }
+    return data, details
 
 
 def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
@@ -191,37 +251,28 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
     import tensorflow as tf
 
     quant = fmt.quantization
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([_frozen_function(ctx)])
+    if quant.float_ends:
+        try:
+            data, details = _int8_with_float_ends(ctx, fmt)
+        except ExportError:
+            raise
+        except Exception as error:  # ai-edge-quantizer raises many types; report its first line
+            raise ExportError(f"{fmt.name}: ai-edge-quantizer failed ({first_line(error)})") from error
+        batch = "dynamic" if ctx.batch_size is None else ctx.batch_size
+        data, files = add_standard_metadata(data, ctx.manifest)
+        return Converted(append_tflite_metadata(data, ctx.embedded_payload(), files), {"batch": batch, **details})
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([ctx.frozen_function])
     details: dict[str, Any] = {"batch": "dynamic" if ctx.batch_size is None else ctx.batch_size}
-    if quant.kind != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quant.kind == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quant.kind == "int8":
+    representative = None
+    if quant.needs_calibration:
         images = ctx.calibration_images(quant.calibration.images if quant.calibration else None)
-
-        def representative() -> Any:
-            with track(f"{fmt.name}: calibrating", len(images)) as advance:
-                for image in images:
-                    yield [image[None]]
-                    advance()
-
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
+        representative = _representative(fmt.name, images)
         details["calibration_images"] = len(images)
-        details["calibration_method"] = "minmax"  # the TFLite converter's calibrator
-    if quant.kind in ("int8", "dynamic"):
-        per_channel_dense = quant.per_channel and ctx.target != "tflite-runtime"
-        if not quant.per_channel:
-            converter._experimental_disable_per_channel = True
-        if not per_channel_dense:
-            # Per-tensor Dense weights: FULLY_CONNECTED stays at a version tflite-runtime 2.14 has
-            # and avoids its aarch64 crash on per-channel int8 Dense layers (docs/stack.md).
-            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-        details["per_channel"] = quant.per_channel
-        details["per_channel_dense"] = per_channel_dense
+    # Per-tensor Dense weights for tflite-runtime: FULLY_CONNECTED stays at a version tflite-runtime
+    # 2.14 has and avoids its aarch64 crash on per-channel int8 Dense layers (docs/stack.md).
+    details.update(
+        quant.apply_to_converter(converter, representative, per_channel_dense=ctx.target != "tflite-runtime")
+    )
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             # Keras prints the whole SavedModel signature; the converter warns that our uint8 input
@@ -270,10 +321,11 @@ from edge_runtime.errors import EdgeclfError
 try:
     with Classifier.from_file(sys.argv[1], backend="tflite-runtime") as clf:
         images = np.load(sys.argv[2])
-        scores = np.concatenate([clf.scores(images[i : i + 1]) for i in range(len(images))])
+        raw = [np.asarray(clf.session.run(clf.prepare(images[i : i + 1]))) for i in range(len(images))]
+        scores = np.concatenate([clf.postprocess(r) for r in raw])
 except EdgeclfError as error:
     sys.exit(str(error).replace(sys.argv[1] + ": ", ""))
-np.save(sys.argv[3], scores)
+np.savez(sys.argv[3], scores=scores, raw=np.concatenate(raw))
 """
 
 
@@ -290,14 +342,17 @@ def check_tflite_runtime_python(python: Path) -> str | None:
     return None
 
 
-def run_with_tflite_runtime(path: Path, python: Path, images: np.ndarray, work_dir: Path) -> np.ndarray | str:
+def run_with_tflite_runtime(
+    path: Path, python: Path, images: np.ndarray, work_dir: Path
+) -> tuple[np.ndarray, np.ndarray] | str:
     """Load and run ``path`` with tflite-runtime in ``python``, one image at a time.
 
-    Returns the scores (as ``edge_runtime``'s Classifier gives them), or a one-line reason why it
-    did not load or run (load failure, crash, wrong shape).
+    Returns the scores (as ``edge_runtime``'s Classifier gives them) and the raw output tensors
+    (what the self-check probes record), or a one-line reason why it did not load or run (load
+    failure, crash, wrong shape). Each image runs once: the probes take their outputs from here.
     """
     inputs = work_dir / f"{path.stem}.verify-in.npy"
-    outputs = work_dir / f"{path.stem}.verify-out.npy"
+    outputs = work_dir / f"{path.stem}.verify-out.npz"
     np.save(inputs, images)
     env = child_env()
     # A guard against a hang, not a speed limit: on a 2-core machine at load 17, 560 float32 images
@@ -320,19 +375,21 @@ def run_with_tflite_runtime(path: Path, python: Path, images: np.ndarray, work_d
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         return f"tflite-runtime 2.14: {lines[-1] if lines else 'exit code ' + str(done.returncode)}"
-    scores = np.load(outputs)
+    with np.load(outputs) as saved:
+        scores, raw = saved["scores"], saved["raw"]
     if len(scores) != len(images):
         return f"tflite-runtime 2.14 returned {len(scores)} results for {len(images)} images"
-    return scores
+    return scores, raw
 
 
 def verify_with_tflite_runtime(
     path: Path, python: Path, images: np.ndarray, reference: np.ndarray, work_dir: Path
 ) -> str | None:
     """``None`` when ``path`` loads and runs in tflite-runtime with the top-1 labels of ``reference``, else why not."""
-    scores = run_with_tflite_runtime(path, python, images, work_dir)
-    if isinstance(scores, str):
-        return scores
+    ran = run_with_tflite_runtime(path, python, images, work_dir)
+    if isinstance(ran, str):
+        return ran
+    scores = ran[0]
     if scores.shape != reference.shape:
         return f"tflite-runtime 2.14 returned shape {scores.shape}, expected {reference.shape}"
     if not np.array_equal(scores.argmax(axis=1), reference.argmax(axis=1)):
@@ -340,23 +397,30 @@ def verify_with_tflite_runtime(
     return None
 
 
-def check_in_tflite_runtime(path: Path, ctx: ConversionContext, fmt: ExportFormat) -> RuntimeCheck:
+def check_in_tflite_runtime(
+    path: Path, ctx: ConversionContext, fmt: ExportFormat, reference: Reference
+) -> tuple[RuntimeCheck, np.ndarray | None]:
     """Run ``path`` on every validation image in tflite-runtime 2.14 and judge it with the format's bounds.
+
+    Returns the verdict and the raw outputs of every image (``None`` when it did not run).
 
     Measured on the demo run's int8 file: tflite-runtime 2.14's outputs differ from ai-edge-litert
     2.3's on 65% of images, by up to 0.059, with one top-1 flip in 40 (the same on x86-64 and an
     emulated Cortex-A72: the runtime version, not the CPU). So the file is held to the same
     agreement, |Δp| and accuracy bounds there, not just "loads and gives the same top-1".
     """
-    python, images = ctx.tflite_runtime_python, ctx.validation_images
-    if python is None or images is None or ctx.judge is None:
-        return RuntimeCheck(TFLITE_RUNTIME, Status.SKIPPED, message="no tflite-runtime 2.14 Python given at export")
-    scores = run_with_tflite_runtime(path, python, images, ctx.work_dir)
-    if isinstance(scores, str):
-        return RuntimeCheck(TFLITE_RUNTIME, Status.ERROR, version="2.14", message=scores)
-    judged = ctx.judge(fmt, scores)
+    python, images = ctx.tflite_runtime_python, reference.images
+    if python is None:
+        return RuntimeCheck(
+            TFLITE_RUNTIME, Status.SKIPPED, message="no tflite-runtime 2.14 Python given at export"
+        ), None
+    ran = run_with_tflite_runtime(path, python, images, ctx.work_dir)
+    if isinstance(ran, str):
+        return RuntimeCheck(TFLITE_RUNTIME, Status.ERROR, version="2.14", message=ran), None
+    scores, raw = ran
+    judged = reference.judge(fmt, scores)
     failures = tuple(judged.pop("failures"))
-    return RuntimeCheck(
+    check = RuntimeCheck(
         TFLITE_RUNTIME,
         Status.FAILED if failures else Status.PASSED,
         metrics=judged,
@@ -364,15 +428,16 @@ def check_in_tflite_runtime(path: Path, ctx: ConversionContext, fmt: ExportForma
         version="2.14",
         message=f"ran {len(images)} validation images with {python}",
     )
+    return check, raw
 
 
-def inspect_tflite(path: Path, ctx: ConversionContext, fmt: ExportFormat) -> Inspection:
+def inspect_tflite(path: Path, ctx: ConversionContext, fmt: ExportFormat, reference: Reference) -> Inspection:
     """Operator versions, and compatibility with tflite-runtime 2.14 validated with the full bounds."""
     data = path.read_bytes()
     versions = op_versions(data)
     problems = static_tflite_runtime_problems(data)
     notes: dict[str, Any] = {"litert": f"validated with ai-edge-litert {_litert_version()} at export"}
-    check = check_in_tflite_runtime(path, ctx, fmt)
+    check, raw = check_in_tflite_runtime(path, ctx, fmt, reference)
     aarch64 = [p for p in problems if "aarch64" in p]
     if check.status is Status.PASSED:
         # Ran within bounds here: only the aarch64-only crash, which cannot be seen on x86-64, remains.
@@ -391,6 +456,7 @@ def inspect_tflite(path: Path, ctx: ConversionContext, fmt: ExportFormat) -> Ins
         compatibility=compatibility,
         details={"compatibility_notes": notes, "oldest_runtime": oldest},
         runtimes=(check,),
+        raw_outputs={} if raw is None else {"tflite-runtime": raw},
     )
 
 
@@ -402,12 +468,14 @@ def _litert_version() -> str:
 
 
 # Tried in this order when a full-integer file misses a bound; the first that passes is kept. The
-# TFLite converter calibrates min/max only, so the remedies are more images and per-tensor weights.
+# TFLite converter calibrates min/max only, so the remedies are more images and per-tensor weights,
+# then the stem convolution and the classifier head left in float (ai-edge-quantizer).
 TFLITE_INT8_VARIANTS = (
     DEFAULT_VARIANT,
     Variant("calibration-1000", calibration_images=1000),
     Variant("per-tensor", per_channel=False),
     Variant("per-tensor+calibration-1000", per_channel=False, calibration_images=1000),
+    Variant("float-ends", float_ends=True),
 )
 
 

@@ -61,6 +61,9 @@ DYNAMIC_TOLERANCE = 2.5e-3
 # Real photos when the shared folder is there (CI has it beside the clone), else the fixture's demo data.
 PHOTO_FOLDERS = (ROOT.parent / "shared" / "data" / "cars-vs-bikes" / "test", ROOT / ".cache" / "fixture-data" / "test")
 DEFAULT_RUN = Path(os.environ.get("EDGECLF_FIXTURE_RUN") or ROOT / ".cache" / "fixture-run")
+# A run of the pretrained default (EfficientNet-Lite0, small input) whose files are checked too: the
+# tiny fixture's convolutions say little about a real backbone's int8 kernels on Arm.
+DEFAULT_EXTRA_RUNS = [p for p in os.environ.get("EDGECLF_PRETRAINED_RUN", "").split(os.pathsep) if p]
 PROBE = Path(__file__).resolve().parent / "probe.py"
 # Same thread count on both sides: float results must not depend on how work was split.
 THREADS = 2
@@ -299,29 +302,39 @@ def check(options: argparse.Namespace) -> int:
     tests: dict[str, dict] = {}
     labels = manifest.labels
 
-    def check_backend(flavour: emulator.Flavour, backend: str) -> list[Verdict]:
-        """Every file of ``backend``'s type, then the user's commands; sequential inside one group."""
+    extra_runs = [(Path(r).resolve(), Manifest.load(Path(r))) for r in options.extra_run]
+
+    def check_files(flavour: emulator.Flavour, backend: str, folder: Path, files: Manifest, tag: str) -> list:
+        """Every file of ``backend``'s type in ``folder``, on the Pi and on x86-64: (verdict, artifact, pi)."""
         pi_target, x86_target = built.target(flavour.name, GUEST_ARCH), built.target(flavour.name, HOST_ARCH)
-        found, passed_formats = [], []
-        for artifact in manifest.artifacts:
+        found = []
+        for artifact in files.artifacts:
             if not _backend_runs(backend, artifact.file):
                 continue
             marked = compatibility_problem(artifact, backend)
-            args = [str(PROBE), str(run_dir), artifact.format, backend, *map(str, images)]
+            args = [str(PROBE), str(folder), artifact.format, backend, *map(str, images)]
             pi = run_target(pi_target, args, cwd=work)
             x86 = run_target(x86_target, args, cwd=work) if not marked else pi
             passed, summary, detail = judge(artifact, marked, pi, x86)
             verdict = Verdict(
-                flavour.name, backend, artifact.format, artifact.file, marked, passed, summary, detail,
+                flavour.name, backend, artifact.format + tag, artifact.file, marked, passed, summary, detail,
                 pi=_brief(pi), x86=_brief(x86),
             )  # fmt: skip
             if marked:
                 verdict.raw = _raw_probe(pi_target, x86_target, args, work)
                 verdict.summary += f"; raw: {verdict.raw['verdict']}"
-            found.append(verdict)
             _log_verdict(verdict)
-            if passed and not marked:
-                passed_formats.append((artifact, json.loads(pi.stdout)))
+            found.append((verdict, artifact, pi))
+        return found
+
+    def check_backend(flavour: emulator.Flavour, backend: str) -> list[Verdict]:
+        """Every file of ``backend``'s type, then the user's commands; sequential inside one group."""
+        pi_target, x86_target = built.target(flavour.name, GUEST_ARCH), built.target(flavour.name, HOST_ARCH)
+        checked = check_files(flavour, backend, run_dir, manifest, "")
+        found = [verdict for verdict, _, _ in checked]
+        passed_formats = [(a, json.loads(pi.stdout)) for v, a, pi in checked if v.passed and not v.marked]
+        for folder, files in extra_runs:
+            found += [verdict for verdict, _, _ in check_files(flavour, backend, folder, files, f" ({folder.name})")]
         # The user's commands: `edgeclf classify RUN` (the format it picks), and one file copied alone.
         runnable = any(v.marked is None for v in found)
         found.append(_cli_run(pi_target, x86_target, backend, run_dir, images, labels, work, runnable))
@@ -566,6 +579,8 @@ def markdown_table(report: dict, manifest: Manifest) -> str:
         if v["format"].startswith("edgeclf") or v["format"].endswith("file alone"):
             continue
         rows.setdefault((v["flavour"], v["backend"]), {})[v["format"]] = v
+    # Then the other runs' files (``--extra-run``), named "FORMAT (RUN)".
+    formats += [f for f in dict.fromkeys(f for cells in rows.values() for f in cells) if f not in formats]
     head = ["runtime", "Python", "numpy", *formats]
     lines = [
         f"Measured on an emulated {report['board']} (qemu `-cpu {report['cpu']}`, Debian 12 arm64, Python 3.11), "
@@ -610,6 +625,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder of photos to classify, one sub-folder per class (default: %(default)s)",
     )
     parser.add_argument("--per-class", type=int, default=4, help="photos per class (default: %(default)s)")
+    parser.add_argument(
+        "--extra-run",
+        action="append",
+        default=list(DEFAULT_EXTRA_RUNS),
+        help="another run folder whose files are checked too (repeatable; default: $EDGECLF_PRETRAINED_RUN)",
+    )
     parser.add_argument("--flavour", action="append", help="only this flavour (repeatable; default: all)")
     parser.add_argument(
         "--jobs", type=int, default=int(os.environ.get("PI_JOBS", "2")), help="processes at once (%(default)s)"

@@ -70,6 +70,7 @@ def export(out: Path, data: Path, preset_name: str, size: int | None, count: int
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from exporter.formats import Quantization
     from trainer.presets import count_flops, get_preset
 
     out.mkdir(parents=True, exist_ok=True)
@@ -89,22 +90,20 @@ def export(out: Path, data: Path, preset_name: str, size: int | None, count: int
         for i in range(len(calib)):
             yield [calib[i : i + 1]]
 
+    # The exporter's own presets set the converter (Quantization.apply_to_converter).
+    presets = {
+        "fp32": Quantization.fp32(),
+        "fp16": Quantization.fp16(),
+        "dynamic": Quantization.dynamic(),
+        "int8": Quantization.int8(),
+        "int8-pt-dense": Quantization.int8(),
+    }
     for batch_name, net in (("b1", static), ("dyn", model)):
         for mode in ("fp32", "fp16", "dynamic", "int8", "int8-pt-dense"):
             if batch_name == "dyn" and mode == "int8-pt-dense":
                 continue
             converter = tf.lite.TFLiteConverter.from_keras_model(net)
-            if mode != "fp32":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            if mode == "fp16":
-                converter.target_spec.supported_types = [tf.float16]
-            if mode.startswith("int8"):
-                converter.representative_dataset = representative
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                converter.inference_input_type = tf.uint8
-                converter.inference_output_type = tf.uint8
-                if mode == "int8-pt-dense":
-                    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+            presets[mode].apply_to_converter(converter, representative, per_channel_dense=mode != "int8-pt-dense")
             (out / f"tfl_{mode}_{batch_name}.tflite").write_bytes(converter.convert())
         signature = (tf.TensorSpec((1 if batch_name == "b1" else None, *spec.shape), tf.uint8, name="images"),)
         proto, _ = tf2onnx.convert.from_keras(net, input_signature=signature, opset=17)

@@ -9,12 +9,14 @@ from typing import Annotated
 
 import typer
 
+from trainer.demo_data import DEFAULT_COUNTS as _COUNTS
+
 
 def make_demo_data(
     out: Annotated[Path, typer.Argument(help="Folder to create, e.g. data/demo. Must not exist (or be empty).")],
-    train_per_class: Annotated[int, typer.Option(min=1, help="Training images per class.")] = 200,
-    validation_per_class: Annotated[int, typer.Option(min=1, help="Validation images per class.")] = 80,
-    test_per_class: Annotated[int, typer.Option(min=0, help="Test images per class (0: no test/ folder).")] = 200,
+    train_per_class: Annotated[int, typer.Option(min=1, help="Training images per class.")] = _COUNTS["train"],
+    validation_per_class: Annotated[int, typer.Option(min=1, help="Validation images.")] = _COUNTS["validation"],
+    test_per_class: Annotated[int, typer.Option(min=0, help="Test images per class (0: none).")] = _COUNTS["test"],
     width: Annotated[int, typer.Option(min=16, max=4096, help="Image width in pixels.")] = 320,
     height: Annotated[int, typer.Option(min=16, max=4096, help="Image height in pixels.")] = 240,
     seed: Annotated[int, typer.Option(help="Seed: the same options give byte-identical files.")] = 0,

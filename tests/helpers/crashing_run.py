@@ -15,6 +15,7 @@ from edge_runtime.backends import get_backend
 from edge_runtime.embedded import append_tflite_metadata
 from edge_runtime.fileio import sha256_file
 from edge_runtime.manifest import Artifact, InputSpec, Manifest
+from exporter.formats import Quantization
 
 
 def crashing_run(out: Path, compatibility: dict[str, str]) -> Path:
@@ -35,11 +36,9 @@ def crashing_run(out: Path, compatibility: dict[str, str]) -> Path:
     calibration = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)  # dynamic batch: the crashing path
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(16))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
+    representative = lambda: ([calibration[i : i + 1]] for i in range(16))  # noqa: E731
+    # Per-channel Dense weights, as the exporter makes them for ai-edge-litert: the crashing kernel.
+    Quantization.int8().apply_to_converter(converter, representative, per_channel_dense=True)
 
     manifest = Manifest(labels=("bikes", "cars"), input=InputSpec(32, 32), output_activation="sigmoid", preset="t")
     out.mkdir()

@@ -73,7 +73,7 @@ def test_a_runtime_that_misses_a_bound_is_marked_incompatible_with_the_bound(
     import keras
 
     from exporter.context import ConversionContext
-    from exporter.export import judge, keras_scores
+    from exporter.parity import Reference, keras_scores
     from exporter.tflite import inspect_tflite
 
     run = copy_run(dense_run, tmp_path / "run")
@@ -82,8 +82,9 @@ def test_a_runtime_that_misses_a_bound_is_marked_incompatible_with_the_bound(
     folder = reopen_from_manifest(dict(manifest.data), manifest.labels)
     images = load_samples(folder.split("validation"), manifest.input)
     model = keras.models.load_model(run / "model.keras", compile=False)
-    reference = keras_scores(model, images.images, manifest.output_activation)
+    scores = keras_scores(model, images.images, manifest.output_activation)
     unmeetable = Bounds(0.0, max_abs_diff=0.0)
+    reference = Reference(images.images, images.labels, scores, bounds={"tflite-int8": unmeetable})
     ctx = ConversionContext(
         model=model,
         manifest=manifest,
@@ -93,10 +94,8 @@ def test_a_runtime_that_misses_a_bound_is_marked_incompatible_with_the_bound(
         work_dir=tmp_path,
         tflite_runtime_python=python,
         load_calibration=lambda _count=None: images.images,
-        validation_images=images.images,
-        judge=lambda _fmt, scores: judge(unmeetable, reference, scores, images.labels),
     )
-    inspection = inspect_tflite(run / "model_tflite-int8.tflite", ctx, get_format("tflite-int8"))
+    inspection = inspect_tflite(run / "model_tflite-int8.tflite", ctx, get_format("tflite-int8"), reference)
     (check,) = inspection.runtimes
     assert check.runtime == TFLITE_RUNTIME and check.status == "failed"
     assert check.metrics["images"] == len(images.images) and check.metrics["max_abs_diff"] > 0

@@ -95,3 +95,47 @@ def test_the_first_variant_that_meets_the_bound_is_kept_and_recorded(
     assert artifact.details["calibration_method"] == (variant.method or fmt.quantization.method)
     if format_name == "onnx-int8":
         assert bool(artifact.details["float_nodes"]) is variant.float_ends
+
+
+def test_tflite_float_ends_leaves_the_stem_and_the_head_in_float(dense_run: Path, tmp_path: Path) -> None:
+    """The last TFLite remedy (ai-edge-quantizer): first convolution and last Dense in float, the rest int8."""
+    import dataclasses
+
+    import keras
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edge_runtime.dataset import load_samples, reopen_from_manifest
+    from exporter.context import ConversionContext
+    from exporter.formats import Calibration, apply_variant
+    from exporter.tflite import convert_tflite
+
+    manifest = Manifest.load(dense_run)
+    folder = reopen_from_manifest(dict(manifest.data), manifest.labels)
+    images = load_samples(folder.split("train"), manifest.input).images
+    model = keras.models.load_model(dense_run / "model.keras", compile=False)
+    fmt = get_format("tflite-int8")
+    variant = next(v for v in fmt.variants if v.float_ends)
+    fmt = dataclasses.replace(fmt, quantization=apply_variant(fmt.quantization, variant, Calibration(images=16)))
+    ctx = ConversionContext(model, manifest, 1, 17, None, tmp_path, None, lambda _count=None: images)
+    converted = convert_tflite(ctx, fmt)
+    assert len(converted.details["float_layers"]) == 2
+    assert converted.details["quantizer"].startswith("ai-edge-quantizer ")
+
+    interpreter = Interpreter(model_content=converted.data)
+    tensors = interpreter.get_tensor_details()
+    weights = [
+        (op["op_name"], tensors[op["inputs"][1]]["dtype"])
+        for op in interpreter._get_ops_details()
+        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")
+    ]
+    # The stem convolution, the hidden Dense (int8) and the 1-unit head.
+    assert weights == [("CONV_2D", np.float32), ("FULLY_CONNECTED", np.int8), ("FULLY_CONNECTED", np.float32)]
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
+
+    path = tmp_path / fmt.file_name
+    path.write_bytes(converted.data)
+    with Classifier.from_file(path, backend="litert") as classifier:
+        scores = classifier.scores(images[:1])
+    expected = np.asarray(model(images[:1], training=False))[0, 0]
+    assert abs(float(scores[0, 1]) - float(expected)) < 0.05  # the int8 middle, dequantised output

@@ -2,7 +2,7 @@
 
 The parity check here is the production one: the runtime's :class:`Classifier` runs each exported
 file end to end (file → :func:`edge_runtime.preprocess.preprocess` → quantise → invoke → scores),
-:func:`exporter.export.compare` measures it against Keras probabilities computed on the correctly
+:func:`exporter.parity.compare` measures it against Keras probabilities computed on the correctly
 preprocessed images, and the format's own registered :class:`exporter.formats.Bounds` judge it.
 Every test is parametrised over the exporter's registry, so a new format is covered by registering it.
 
@@ -40,7 +40,7 @@ from edge_runtime.dataset import LabelledFolder, load_samples, open_labelled_fol
 from edge_runtime.manifest import InputSpec, Manifest
 from edge_runtime.preprocess import preprocess as real_preprocess
 from exporter import ExportConfig, export_run, format_names, get_format
-from exporter.export import compare, keras_scores
+from exporter.parity import compare, keras_scores
 
 FORMATS = format_names()
 SIZE = 32

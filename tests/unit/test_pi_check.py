@@ -181,6 +181,26 @@ def test_compatibility_table_shows_each_outcome():
     assert row.split(" | ")[3:] == ["✓", "✗ CRASH: killed by SIGSEGV", "refused (confirmed: crashes) |"]
 
 
+def test_files_of_another_run_get_their_own_columns_after_the_runs_own():
+    verdicts = [
+        {"flavour": "f", "backend": "litert", "format": "tflite-int8", "marked": None, "passed": True, "summary": "ok"},
+        {"flavour": "f", "backend": "litert", "format": "tflite-int8 (pretrained)", "marked": None, "passed": False,
+         "summary": "differs"},
+    ]  # fmt: skip
+    report = {"board": "Pi", "cpu": "cortex-a72", "verdicts": verdicts, "versions": {"f": {"ai-edge-litert": "2.3.0"}}}
+    manifest = type("M", (), {"artifacts": (_artifact("tflite-int8"),)})()
+    table = check.markdown_table(report, manifest).splitlines()
+    head = next(line for line in table if line.startswith("| runtime"))
+    assert head.split(" | ")[3:] == ["tflite-int8", "tflite-int8 (pretrained) |"]
+    row = next(line for line in table if line.startswith("| ai-edge-litert"))
+    assert row.split(" | ")[3:] == ["✓", "✗ differs |"]
+
+
+def test_pretrained_runs_to_check_come_from_the_environment(monkeypatch):
+    monkeypatch.setattr(check, "check", lambda options: options)
+    assert check.main(["--extra-run", "a", "--extra-run", "b"]).extra_run == [*check.DEFAULT_EXTRA_RUNS, "a", "b"]
+
+
 # -- building the emulated Pi ------------------------------------------------------------------------
 
 

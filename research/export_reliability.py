@@ -7,8 +7,8 @@ seed is appended to the results file as soon as that seed is done, so an interru
 where it stopped; a trained model is reused, so the exports can be redone on the same ten models
 with another results file (``--results``) after the exporter changes.
 
-    nice -n 10 .venv/bin/python benchmarks/export_reliability.py --work .cache/export-reliability
-    .venv/bin/python benchmarks/export_reliability.py --work .cache/export-reliability --summary
+    nice -n 10 .venv/bin/python research/export_reliability.py --work .cache/export-reliability
+    .venv/bin/python research/export_reliability.py --work .cache/export-reliability --summary
 
 ``--stage train`` only trains, ``--stage export`` only exports the seeds already trained;
 ``--preset`` passes a preset to ``train`` (default: the command's own default, as ``make train``

@@ -1,12 +1,14 @@
-"""Re-framing photos to a camera's aspect ratio (benchmarks/reframe_photos.py): no scaling, centred."""
+"""Re-framing photos to a camera's aspect ratio (research/reframe_photos.py): no scaling, centred."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.research import research_script
 from PIL import Image
 
-from benchmarks.reframe_photos import main, parse_aspect, reframe
+_reframe = research_script("reframe_photos")
+main, parse_aspect, reframe = _reframe.main, _reframe.parse_aspect, _reframe.reframe
 
 
 def _photo(width: int, height: int) -> Image.Image:

@@ -11,7 +11,7 @@ resized here; the model's own preprocessing does that when the copy is evaluated
 
 Usage::
 
-    python -m benchmarks.reframe_photos /work/shared/data/cars-vs-bikes OUT --mode pad --aspect 16:9
+    python -m research.reframe_photos PHOTOS/cars-vs-bikes OUT --mode pad --aspect 16:9
     edgeclf evaluate RUN --data OUT
 
 Photos are decoded by the one loader (EXIF orientation applied) and written as PNG (lossless).

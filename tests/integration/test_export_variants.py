@@ -98,7 +98,7 @@ def test_the_first_variant_that_meets_the_bound_is_kept_and_recorded(
 
 
 def test_tflite_float_ends_leaves_the_stem_and_the_head_in_float(dense_run: Path, tmp_path: Path) -> None:
-    """The last TFLite remedy (ai-edge-quantizer): first convolution, last Dense and its activation in float, the rest int8."""
+    """The last TFLite remedy (ai-edge-quantizer): stem convolution, last Dense and its activation in float."""
     import dataclasses
 
     import keras

@@ -97,8 +97,8 @@ def fixture_run() -> Path:
 def serve_run() -> Path:
     """A tiny exported run whose label follows the picture (``make fixture-models``, ``$EDGECLF_SERVE_RUN``).
 
-    The ``edgeclf serve`` tests need label changes to show; the main fixture's model scores every
-    image the same. Skips when the variable is unset; fails when it is set but is not a run.
+    The ``edgeclf serve`` tests need label changes to show (trained 60 epochs: confident answers).
+    Skips when the variable is unset; fails when it is set but is not a run.
     """
     import os
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.backends import get_backend
-from edge_runtime.classifier import Classifier, ClassifierOptions
+from edge_runtime.classifier import Classifier, ClassifierOptions, compatibility_problem
 from edge_runtime.errors import SelfCheckError
 from edge_runtime.fileio import sha256_file
 from edge_runtime.manifest import Manifest
@@ -32,7 +32,9 @@ def _options(fmt):
 def test_verify_passes_on_the_exported_files(fixture_run):
     tflite = [a for a in Manifest.load(fixture_run).artifacts if a.file.endswith(".tflite")]
     assert tflite, "the fixture run has no .tflite file"
-    for artifact in tflite:
+    # A file the exporter marked unloadable here (tflite-dynamic's FULLY_CONNECTED v12 in tflite-runtime
+    # 2.14) is refused before any probe runs; test_runtime_classifier checks that refusal.
+    for artifact in [a for a in tflite if not compatibility_problem(a, TFLITE[0])]:
         report = verify_model(fixture_run, _options(artifact.format))
         assert report.ok and report.probes >= 2 and report.mismatched == 0, report.line()
         assert report.integer == (artifact.outputs[0].dtype in ("uint8", "int8"))

@@ -36,7 +36,16 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from edge_runtime.errors import ConfigError, DatasetError
 
-__all__ = ["CLASSES", "SPLITS", "DemoDataSpec", "generate_demo_dataset", "is_complete_demo_dataset", "render_demo_jpeg"]
+__all__ = [
+    "CLASSES",
+    "CLASS_TINT",
+    "SPLITS",
+    "DemoDataSpec",
+    "generate_demo_dataset",
+    "is_complete_demo_dataset",
+    "render_demo_jpeg",
+    "tint_classes",
+]
 
 CLASSES = ("cars", "elephants")  # sorted: the label order every stage derives from folder names
 SPLITS = ("train", "validation", "test")
@@ -68,6 +77,7 @@ class DemoDataSpec:
     height: int
     seed: int
     format_version: int = FORMAT_VERSION
+    tinted: bool = False  # every class multiplied by its CLASS_TINT (markers without the key: False)
     classes: tuple[str, ...] = CLASSES
 
     def counts(self) -> dict[str, int]:
@@ -86,6 +96,7 @@ def generate_demo_dataset(
     test_per_class: int = DEFAULT_COUNTS["test"],
     image_size: tuple[int, int] = (320, 240),
     seed: int = 0,
+    tinted: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write the synthetic elephants-vs-cars photo set to ``out``.
@@ -101,6 +112,7 @@ def generate_demo_dataset(
             (``test_per_class=0`` writes no ``test/`` folder).
         image_size: ``(width, height)`` of every image in pixels.
         seed: the data set's seed; the same arguments give byte-identical files.
+        tinted: tint each class with :data:`CLASS_TINT` (see :func:`tint_classes`) before the set appears.
         progress: called as ``progress(done, total)`` after each image.
 
     Returns:
@@ -112,7 +124,8 @@ def generate_demo_dataset(
     """
     out = Path(out)
     width, height = (int(v) for v in image_size)
-    spec = DemoDataSpec(int(train_per_class), int(validation_per_class), int(test_per_class), width, height, int(seed))
+    counts = (int(train_per_class), int(validation_per_class), int(test_per_class))
+    spec = DemoDataSpec(*counts, width, height, int(seed), tinted=bool(tinted))
     _check_spec(spec)
     existing = _existing_spec(out)
     if existing is not None:
@@ -132,6 +145,8 @@ def generate_demo_dataset(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         _write_images(staging, spec, progress)
+        if spec.tinted:
+            tint_classes(staging)
         marker = asdict(spec)
         marker["classes"] = list(spec.classes)
         (staging / COMPLETE_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
@@ -178,6 +193,29 @@ def _move_into_place(staging: Path, out: Path, spec: DemoDataSpec) -> None:
         ) from None
 
 
+# Per-class channel gains (R, G, B) for :func:`tint_classes`: cars warm, elephants cool.
+CLASS_TINT: dict[str, tuple[float, float, float]] = {"cars": (1.0, 0.65, 0.3), "elephants": (0.3, 0.65, 1.0)}
+
+
+def tint_classes(root: str | Path, tints: dict[str, tuple[float, float, float]] = CLASS_TINT) -> int:
+    """Multiply every picture under ``root/*/CLASS/`` by its class's (R, G, B) gains, in place; return the count.
+
+    The untinted demo pictures need many epochs (colour is not tied to the class); with a tint a
+    2-epoch model tells the classes apart, which is what test fixtures need: a model whose scores
+    move with the picture, so a preprocessing or quantisation mistake downstream becomes visible.
+    Every class folder found must have a tint (a forgotten one would stay untinted silently).
+    """
+    paths = sorted(Path(root).glob("*/*/*.jpg"))
+    missing = sorted({p.parent.name for p in paths} - set(tints))
+    if missing:
+        raise DatasetError(f"{root}: no tint for class folder(s) {', '.join(missing)}")
+    for path in paths:
+        with Image.open(path) as image:
+            tinted = np.asarray(image.convert("RGB"), np.float32) * tints[path.parent.name]
+        Image.fromarray(np.clip(np.rint(tinted), 0, 255).astype(np.uint8)).save(path, quality=90)
+    return len(paths)
+
+
 def is_complete_demo_dataset(out: str | Path) -> bool:
     """True when ``out`` is a finished demo data set (any parameters)."""
     return _existing_spec(Path(out)) is not None
@@ -213,6 +251,7 @@ def _describe(spec: DemoDataSpec) -> str:
     return (
         f"train/validation/test={spec.train_per_class}/{spec.validation_per_class}/{spec.test_per_class} "
         f"per class, {spec.width}x{spec.height}, seed {spec.seed}, format {spec.format_version}"
+        + (", tinted" if spec.tinted else "")
     )
 
 

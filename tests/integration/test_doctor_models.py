@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.export import make_dense_run, tflite_runtime_python, tiny_sample_bounds
+from helpers.export import make_dense_run, tflite_runtime_python
 
 from edge_runtime.doctor import System, run_doctor
 from exporter import ExportConfig, export_run
@@ -21,7 +21,7 @@ FORMATS = ("tflite-fp32", "tflite-dynamic", "onnx-fp32")
 def exported(tiny_run, tmp_path_factory) -> Path:
     # hidden=None: the dynamic-range file gets a per-channel FULLY_CONNECTED v12, which tflite-runtime 2.14 lacks.
     run = make_dense_run(tiny_run, tmp_path_factory.mktemp("doctor-run"), hidden=None)
-    config = ExportConfig(formats=FORMATS, strict=False, bounds=tiny_sample_bounds())
+    config = ExportConfig(formats=FORMATS, strict=False)
     export_run(run, config, log=lambda line: None)
     return run
 

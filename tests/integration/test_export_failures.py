@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.export import copy_run, listing, make_dense_run, tflite_runtime_python, tiny_sample_bounds
+from helpers.export import copy_run, listing, make_dense_run, tflite_runtime_python
 
 from edge_runtime.classifier import Classifier
 from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, ModelLoadError, UnknownNameError
@@ -200,7 +200,6 @@ def test_target_tflite_runtime_makes_loadable_files(run: Path) -> None:
         formats=("tflite-dynamic", "tflite-int8"),
         target="tflite-runtime",
         tflite_runtime_python=tflite_runtime_python(),
-        bounds=tiny_sample_bounds(),
     )
     report = export_run(run, config, **QUIET)
     assert [r.status for r in report.results] == ["passed", "passed"], [r.message for r in report.results]
@@ -223,7 +222,6 @@ def test_a_format_that_cannot_be_made_for_the_target_is_refused_by_name(tiny_run
         formats=("tflite-dynamic", "tflite-int8"),
         target="tflite-runtime",
         tflite_runtime_python=tflite_runtime_python(),
-        bounds=tiny_sample_bounds(),
     )
     report = export_run(run, config, **QUIET)
     refused, int8 = report.results
@@ -237,7 +235,7 @@ def test_a_format_that_cannot_be_made_for_the_target_is_refused_by_name(tiny_run
 
 
 def test_per_tensor_int8_is_recorded(run: Path) -> None:
-    config = ExportConfig(formats=("tflite-int8", "onnx-int8"), per_channel=False, bounds=tiny_sample_bounds())
+    config = ExportConfig(formats=("tflite-int8", "onnx-int8"), per_channel=False)
     report = export_run(run, config, **QUIET)
     assert [r.status for r in report.results] == ["passed", "passed"]
     manifest = Manifest.load(run)

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.export import copy_run, make_dense_run, tflite_runtime_python, tiny_sample_bounds
+from helpers.export import copy_run, make_dense_run, tflite_runtime_python
 
 from edge_runtime.classifier import Classifier
 from edge_runtime.dataset import load_samples, reopen_from_manifest
@@ -41,10 +41,7 @@ def dense_run(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
 
 def test_each_runtime_gets_the_full_figures_on_the_same_images(dense_run: Path, python: Path, tmp_path: Path) -> None:
     run = copy_run(dense_run, tmp_path / "run")
-    # The tiny run validates on 24 images: one int8 flip is 4 points, so its bounds are loosened.
-    config = ExportConfig(
-        formats=("tflite-int8", "tflite-fp32"), tflite_runtime_python=python, bounds=tiny_sample_bounds()
-    )
+    config = ExportConfig(formats=("tflite-int8", "tflite-fp32"), tflite_runtime_python=python)
     report = export_run(run, config, **QUIET)
     manifest = Manifest.load(run)
     for name in ("tflite-int8", "tflite-fp32"):
@@ -77,7 +74,7 @@ def test_a_runtime_that_misses_a_bound_is_marked_incompatible_with_the_bound(
     from exporter.tflite import inspect_tflite
 
     run = copy_run(dense_run, tmp_path / "run")
-    export_run(run, ExportConfig(formats=("tflite-int8",), bounds=tiny_sample_bounds()), **QUIET)
+    export_run(run, ExportConfig(formats=("tflite-int8",)), **QUIET)
     manifest = Manifest.load(run)
     folder = reopen_from_manifest(dict(manifest.data), manifest.labels)
     images = load_samples(folder.split("validation"), manifest.input)

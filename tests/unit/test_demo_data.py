@@ -19,11 +19,13 @@ from edge_runtime.errors import DatasetError
 from edge_runtime.manifest import InputSpec
 from edgeclf.cli import app
 from trainer.demo_data import (
+    CLASS_TINT,
     CLASSES,
     COMPLETE_MARKER,
     generate_demo_dataset,
     is_complete_demo_dataset,
     render_demo_jpeg,
+    tint_classes,
 )
 
 SMALL = {"train_per_class": 6, "validation_per_class": 3, "test_per_class": 2, "image_size": (64, 48)}
@@ -88,6 +90,28 @@ def test_existing_complete_set_with_the_same_parameters_is_reused(small_demo: Pa
     before = {p: p.stat().st_mtime_ns for p in small_demo.rglob("*")}
     assert generate_demo_dataset(small_demo, seed=0, **SMALL) == small_demo
     assert {p: p.stat().st_mtime_ns for p in small_demo.rglob("*")} == before
+
+
+def test_a_tinted_set_makes_each_class_its_own_colour(tmp_path: Path, small_demo: Path) -> None:
+    tinted = generate_demo_dataset(tmp_path / "tinted", seed=0, tinted=True, **SMALL)
+    assert json.loads((tinted / COMPLETE_MARKER).read_text())["tinted"] is True
+    for name in CLASSES:
+        plain, warm = (
+            np.stack([np.asarray(Image.open(p), np.float64) for p in sorted((root / "train" / name).glob("*.jpg"))])
+            for root in (small_demo, tinted)
+        )
+        # Per channel, the tinted pictures are the plain ones times the class's gain (JPEG re-encoding aside).
+        gains = warm.reshape(-1, 3).mean(axis=0) / plain.reshape(-1, 3).mean(axis=0)
+        np.testing.assert_allclose(gains, CLASS_TINT[name], atol=0.03)
+    with pytest.raises(DatasetError, match=r"generated with other parameters \(.*seed 0, format 1, tinted\)"):
+        generate_demo_dataset(tinted, seed=0, **SMALL)  # an untinted set of the same counts is another set
+
+
+def test_a_class_without_a_tint_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "train" / "cats").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "train" / "cats" / "a.jpg")
+    with pytest.raises(DatasetError, match="no tint for class folder\\(s\\) cats"):
+        tint_classes(tmp_path)
 
 
 def test_existing_set_with_other_parameters_is_refused(small_demo: Path) -> None:

@@ -71,6 +71,25 @@ def test_every_runnable_format_gives_per_label_probabilities(fixture_run, test_i
         assert np.max(np.abs(scores - reference)) <= TOLERANCE[precision], name
 
 
+def test_every_runnable_format_tells_the_fixture_classes_apart(fixture_run, test_images):
+    """The fixture model's scores follow the picture (its data set is tinted per class), in every format.
+
+    So a mistake between file and interpreter shows here: pictures fed as B, G, R (what OpenCV hands
+    out) lose most decisions, and an int8 input fed unquantised or a wrong scale would too.
+    """
+    manifest, ok, _, _ = _runnable(fixture_run)
+    truth = np.array([manifest.labels.index(p.parent.name) for p in test_images])
+    assert len(set(truth)) == len(manifest.labels), "the test images must hold every class"
+    batch = load_samples([Sample(p, 0) for p in test_images], manifest.input).images
+    swapped = np.ascontiguousarray(batch[..., ::-1])
+    for artifact, _ in ok:
+        with Classifier.from_run(fixture_run, format=artifact.format) as clf:
+            scores, swapped_scores = clf.scores(batch), clf.scores(swapped)
+        assert np.mean(scores.argmax(axis=1) == truth) >= 0.9, artifact.format
+        assert np.ptp(scores[:, 0]) >= 0.2, artifact.format  # not one constant answer
+        assert np.mean(swapped_scores.argmax(axis=1) == truth) <= 0.5, artifact.format
+
+
 def test_incompatible_files_are_refused_with_the_exporters_reason(fixture_run):
     _, _, refused, _ = _runnable(fixture_run)
     if not refused:

@@ -22,6 +22,7 @@ from trainer.demo_data import (
     CLASS_TINT,
     CLASSES,
     COMPLETE_MARKER,
+    FORMAT_VERSION,
     generate_demo_dataset,
     is_complete_demo_dataset,
     render_demo_jpeg,
@@ -103,7 +104,9 @@ def test_a_tinted_set_makes_each_class_its_own_colour(tmp_path: Path, small_demo
         # Per channel, the tinted pictures are the plain ones times the class's gain (JPEG re-encoding aside).
         gains = warm.reshape(-1, 3).mean(axis=0) / plain.reshape(-1, 3).mean(axis=0)
         np.testing.assert_allclose(gains, CLASS_TINT[name], atol=0.03)
-    with pytest.raises(DatasetError, match=r"generated with other parameters \(.*seed 0, format 1, tinted\)"):
+    with pytest.raises(
+        DatasetError, match=rf"generated with other parameters \(.*seed 0, format {FORMAT_VERSION}, tinted\)"
+    ):
         generate_demo_dataset(tinted, seed=0, **SMALL)  # an untinted set of the same counts is another set
 
 

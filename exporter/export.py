@@ -764,7 +764,8 @@ def _open_set_line(open_set: Any) -> str:
         f"{m['false_accept']:.2%} of {m['unknown_images']} photos of other kinds, rejects {m['false_reject']:.2%} "
         f"of {m['validation_images']} validation photos"
         + (
-            f" (lowered from {m['capped_from']:.4f}, which its output can never reach for some label)"
+            f" (lowered from {m['capped_from']:.6f} to {open_set.threshold:.6f}: its output can never reach the"
+            f" first for some label, so {m['false_accept']:.2%} rather than {open_set.target_false_accept:.2%} get in)"
             if "capped_from" in m
             else ""
         )

@@ -35,7 +35,7 @@ from edge_runtime.errors import (
     option_error,
 )
 from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, TensorInfo, run_file
+from edge_runtime.manifest import MANIFEST_NAME, Artifact, InputSpec, Manifest, OpenSet, TensorInfo, run_file
 from edge_runtime.metrics import to_scores
 from edge_runtime.open_set import UNKNOWN_LABEL, calibrated
 from edge_runtime.preprocess import DEFAULT_MAX_PIXELS, ImageSource, preprocess
@@ -256,7 +256,7 @@ class Classifier:
         self.options = options or ClassifierOptions()
         self.path = Path(session.path)
         verify_session(session, manifest, artifact, self.path)
-        if self.options.unknown and (manifest.open_set is None or manifest.open_set.threshold is None):
+        if self.options.unknown and self.open_set is None:
             raise EdgeclfError(
                 f"{self.path}: --threshold auto needs the threshold fitted at export; run `edgeclf export RUN "
                 "--unknown-data DIR` with photos of other kinds"
@@ -454,12 +454,23 @@ class Classifier:
         """
         top_k = self.options.top_k if top_k is None else top_k
         threshold = self.options.threshold if threshold is None else threshold
-        open_set = self.manifest.open_set
-        if self.options.unknown and open_set is not None and open_set.threshold is not None:
+        open_set = self.open_set
+        if self.options.unknown and open_set is not None:
             scores = calibrated(np.asarray(scores)[None], self.manifest.output_activation, open_set.temperature)[0]
             if float(scores.max()) < open_set.threshold:
                 return [Prediction(UNKNOWN_LABEL, -1, float(scores.max()))]
         return top_predictions(scores, self.labels, top_k, threshold)
+
+    @property
+    def open_set(self) -> OpenSet | None:
+        """The "unknown" calibration ``--threshold auto`` uses: the loaded file's own (fitted on its
+        own scores at export) when the manifest records one, else the manifest's (fitted on the Keras
+        scores, all older manifests have); ``None`` when no threshold was fitted."""
+        own = self.artifact.open_set if self.artifact is not None else None
+        for candidate in (own, self.manifest.open_set):
+            if candidate is not None and candidate.threshold is not None:
+                return candidate
+        return None
 
     # -- lifetime ------------------------------------------------------------------------------
 

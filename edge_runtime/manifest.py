@@ -167,6 +167,9 @@ class Artifact:
     validation: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     runtimes: tuple[RuntimeCheck, ...] = ()
+    # This file's own "unknown" calibration, fitted on its own scores: a quantised output may never
+    # reach the threshold fitted on the Keras scores (``Manifest.open_set``, kept for older files).
+    open_set: OpenSet | None = None
 
     def compatibility_with(self, runtime: str) -> Compatibility | None:
         """The exporter's verdict for ``runtime`` (a backend name), or ``None`` when it recorded none."""
@@ -508,6 +511,7 @@ def _artifact_from_dict(data: Mapping[str, Any], source: str) -> Artifact:
             validation=_section(data, "validation", where),
             details=_section(data, "details", where),
             runtimes=tuple(_runtime_check_from_dict(r, where) for r in _optional(data, "runtimes", list, [], where)),
+            open_set=_open_set_from_dict(data.get("open_set"), where),
         )
     except ManifestError as error:
         message = str(error)

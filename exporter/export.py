@@ -57,9 +57,9 @@ from exporter.formats import (
     apply_variant,
     get_format,
 )
-from exporter.open_set_fit import fit_open_set, unreachable_warning
+from exporter.open_set_fit import extreme_scores, fit_on_scores, load_unknown, unreachable_warning
 from exporter.parity import Reference, keras_scores
-from exporter.probes import embed_probes, record_probes
+from exporter.probes import embed_entries, embed_probes, record_probes
 from kerasio import load_run_model
 
 REPORT_NAME = "export_report.json"
@@ -374,19 +374,40 @@ def _attempt(name: str, fmt: ExportFormat, ctx: ConversionContext, staging: Path
     # Through the runtime's own classifier and the metadata embedded in the file: the same path a Pi takes.
     with Classifier.from_file(staged, backend=fmt.backend) as classifier:
         inputs, outputs = classifier.session.inputs, classifier.session.outputs
-        images = reference.images
-        batch = inputs[0].shape[0] if inputs[0].shape and inputs[0].shape[0] > 0 else len(images)
-        parts = []
-        with track(f"{fmt.name} ({name}): validating", len(images)) as advance:
-            for i in range(0, len(images), batch):
-                parts.append(classifier.scores(images[i : i + batch]))
-                advance(len(parts[-1]))
-        scores = np.concatenate(parts)
+        scores = _run_file(classifier, reference.images, f"{fmt.name} ({name}): validating")
     judged = reference.judge(fmt, scores)
     failures = judged.pop("failures")
     attempt = _Attempt(name, fmt, converted, staged, tuple(inputs), tuple(outputs), judged, failures, scores=scores)
     attempt.inspection = fmt.inspect(staged, ctx, fmt, reference)
     return attempt
+
+
+def _run_file(classifier: Any, images: np.ndarray, what: str) -> np.ndarray:
+    """``classifier``'s scores on ``images``, in batches of the file's own batch size."""
+    shape = classifier.session.inputs[0].shape
+    batch = shape[0] if shape and shape[0] > 0 else len(images)
+    parts = []
+    with track(what, len(images)) as advance:
+        for i in range(0, len(images), batch):
+            parts.append(classifier.scores(images[i : i + batch]))
+            advance(len(parts[-1]))
+    return np.concatenate(parts)
+
+
+def _file_open_set(kept: _Attempt, ctx: ConversionContext, reference: Reference, config: ExportConfig):
+    """The kept file's own "unknown" calibration, fitted on its own validation scores and on its own
+    scores for the photos of other kinds (run through the runtime's Classifier, as on a Pi)."""
+    from edge_runtime.classifier import Classifier
+
+    if reference.unknown is None or kept.staged is None or kept.scores is None:
+        return None
+    with Classifier.from_file(kept.staged, backend=kept.fmt.backend) as classifier:
+        unknown = _run_file(classifier, reference.unknown, f"{kept.fmt.name}: photos of other kinds")
+    activation = ctx.manifest.output_activation
+    extremes = extreme_scores(activation, kept.outputs[0]) if kept.outputs else None
+    return fit_on_scores(
+        activation, kept.scores, reference.labels, unknown, config.false_accept, str(config.unknown_data), extremes
+    )
 
 
 def _try_variants(fmt: ExportFormat, ctx: ConversionContext, staging: Path, reference: Reference, config: ExportConfig):
@@ -461,6 +482,10 @@ def _export_one(
     fmt, converted, metrics, failures = kept.fmt, kept.converted, kept.metrics, list(kept.failures)
     inspection: Inspection = kept.inspection or Inspection()
     probes = _record_probes(kept, reference)
+    own_open_set = _file_open_set(kept, ctx, reference, config)
+    if own_open_set is not None:
+        # A file loaded on its own (no manifest.json beside it) gets its own threshold too.
+        embed_entries(kept.staged, {"open_set": dataclasses.asdict(own_open_set)})
     bounds = reference.bounds_for(fmt)
     status = Status.FAILED if failures else Status.PASSED
     message = ""
@@ -519,6 +544,7 @@ def _export_one(
             "probes": probes,
         },
         runtimes=runtimes,
+        open_set=own_open_set,
     )
     return result, kept.staged, artifact
 
@@ -605,10 +631,11 @@ def _export_locked(
             # A bad calibration folder fails here, before anything is written.
             ctx.calibration_images(config.calibration_images)
         scores = keras_scores(model, images.images, manifest.output_activation)
-        reference = Reference(images.images, images.labels, scores, manifest.labels, config.bounds)
         keras_accuracy = float(np.mean(scores.argmax(axis=1) == images.labels))
+        unknown = None
         if config.unknown_data is not None:
-            _fit_open_set(run_dir, ctx, config, images, scores, say)
+            unknown = _fit_open_set(run_dir, ctx, config, images, scores, say)
+        reference = Reference(images.images, images.labels, scores, manifest.labels, config.bounds, unknown)
         say(f"validating on {len(images.images)} images from {source}; Keras accuracy {keras_accuracy:.2%}")
         for fmt in selected:
             results.append(_export_and_record(fmt, ctx, staging, reference, config, run_dir, say, warn))
@@ -683,20 +710,21 @@ def _fit_open_set(
     images: LoadedImages,
     scores: np.ndarray,
     say: Callable[[str], None],
-) -> None:
-    """Fit the "unknown" threshold before any conversion, so every file embeds it too."""
+) -> np.ndarray:
+    """Fit the Keras model's "unknown" threshold before any conversion (the manifest-level figure,
+    which files exported before per-file thresholds rely on); returns the photos of other kinds,
+    on which each kept file then fits its own."""
     manifest = ctx.manifest
-    open_set = fit_open_set(
-        manifest,
-        images,
-        scores,
-        config.unknown_data,
-        config.false_accept,
-        lambda batch: keras_scores(ctx.model, batch, manifest.output_activation),
+    unknown = load_unknown(manifest, config.unknown_data)
+    activation = manifest.output_activation
+    unknown_scores = keras_scores(ctx.model, unknown, activation)
+    open_set = fit_on_scores(
+        activation, scores, images.labels, unknown_scores, config.false_accept, str(config.unknown_data)
     )
     ctx.manifest = dataclasses.replace(ctx.manifest, open_set=open_set)
     dataclasses.replace(Manifest.load(run_dir), open_set=open_set).save(run_dir)
-    say(_open_set_line(open_set))
+    say("Keras " + _open_set_line(open_set))
+    return unknown
 
 
 def _export_and_record(
@@ -720,6 +748,8 @@ def _export_and_record(
         os.replace(staged, run_dir / fmt.file_name)
         # Read-modify-write under the run's lock: entries recorded since this export began stay.
         Manifest.load(run_dir).with_artifact(artifact).save(run_dir)
+        if artifact.open_set is not None:
+            say(f"{fmt.name}: its own " + _open_set_line(artifact.open_set))
         ceiling = unreachable_warning(ctx.manifest, artifact)
         if ceiling:
             warn(ceiling)
@@ -733,6 +763,12 @@ def _open_set_line(open_set: Any) -> str:
         f"unknown threshold {open_set.threshold:.4f} (temperature {open_set.temperature:.3f}): accepts "
         f"{m['false_accept']:.2%} of {m['unknown_images']} photos of other kinds, rejects {m['false_reject']:.2%} "
         f"of {m['validation_images']} validation photos"
+        + (
+            f" (lowered from {m['capped_from']:.6f} to {open_set.threshold:.6f}: its output can never reach the"
+            f" first for some label, so {m['false_accept']:.2%} rather than {open_set.target_false_accept:.2%} get in)"
+            if "capped_from" in m
+            else ""
+        )
     )
 
 

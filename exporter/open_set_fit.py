@@ -16,8 +16,23 @@ import numpy as np
 
 from edge_runtime.dataset import LoadedImages, Sample, list_images, load_samples
 from edge_runtime.errors import DatasetError
-from edge_runtime.manifest import Artifact, Manifest, OpenSet
+from edge_runtime.manifest import Artifact, Manifest, OpenSet, TensorInfo
 from edge_runtime.open_set import accepted, calibrated, fit_temperature, pick_threshold
+
+
+def load_unknown(manifest: Manifest, unknown_dir: Path) -> np.ndarray:
+    """The photos of other kinds in ``unknown_dir`` (searched recursively), preprocessed, uint8 ``(N, H, W, 3)``.
+
+    Raises:
+        DatasetError: the folder is missing or holds no readable image.
+    """
+    if not Path(unknown_dir).is_dir():
+        raise DatasetError(f"{unknown_dir}: no such folder; pass --unknown-data DIR of photos of other kinds")
+    paths, _ = list_images(Path(unknown_dir))
+    unknown = load_samples([Sample(p, 0) for p in paths], manifest.input)
+    if not len(unknown.images):
+        raise DatasetError(f"{unknown_dir}: no readable images of other kinds (found {len(paths)} image files)")
+    return unknown.images
 
 
 def fit_open_set(
@@ -41,23 +56,52 @@ def fit_open_set(
     Raises:
         DatasetError: the folder is missing or holds no readable image.
     """
-    activation = manifest.output_activation
-    if not Path(unknown_dir).is_dir():
-        raise DatasetError(f"{unknown_dir}: no such folder; pass --unknown-data DIR of photos of other kinds")
-    paths, _ = list_images(Path(unknown_dir))
-    unknown = load_samples([Sample(p, 0) for p in paths], manifest.input)
-    if not len(unknown.images):
-        raise DatasetError(f"{unknown_dir}: no readable images of other kinds (found {len(paths)} image files)")
-    temperature = fit_temperature(reference, validation.labels, activation)
-    unknown_conf = calibrated(score(unknown.images), activation, temperature).max(axis=1)
-    known = calibrated(reference, activation, temperature)
+    unknown = load_unknown(manifest, unknown_dir)
+    return fit_on_scores(
+        manifest.output_activation, reference, validation.labels, score(unknown), target, str(unknown_dir)
+    )
+
+
+def fit_on_scores(
+    activation: str,
+    known_scores: np.ndarray,
+    known_labels: np.ndarray,
+    unknown_scores: np.ndarray,
+    target: float,
+    unknown_source: str,
+    extremes: np.ndarray | None = None,
+) -> OpenSet:
+    """The temperature and threshold fitted on one model's own scores (Keras's, or one exported file's).
+
+    Args:
+        activation: the output activation (``sigmoid`` or ``softmax``).
+        known_scores: the model's probabilities on the validation images ``(N, C)``.
+        known_labels: their true labels ``(N,)``.
+        unknown_scores: the model's probabilities on the photos of other kinds ``(M, C)``.
+        target: the false-accept rate allowed on those photos.
+        unknown_source: where those photos came from (recorded).
+        extremes: :func:`extreme_scores` of a quantised file. When the threshold that meets ``target``
+            is beyond what some label can ever score (photos of other kinds pile up on the output's
+            last step too), it is lowered to the highest one every label reaches, so no label is
+            always ``unknown``; ``measured`` then says the false-accept rate this costs and
+            ``capped_from`` the threshold the target asked for.
+    """
+    temperature = fit_temperature(known_scores, known_labels, activation)
+    unknown_conf = calibrated(unknown_scores, activation, temperature).max(axis=1)
+    known = calibrated(known_scores, activation, temperature)
     # Stored with 6 decimals, rounded up: rounding down could let the last rejected photo through.
     threshold = min(1.0, math.ceil(pick_threshold(unknown_conf, target) * 1e6) / 1e6)
+    wanted = threshold
+    if extremes is not None:
+        # Rounded down by at least half a step: a ceiling rounded up would be just out of reach again.
+        reachable = float(np.diag(calibrated(extremes, activation, temperature)).min())
+        ceiling = math.floor(reachable * 1e6 - 0.5) / 1e6
+        threshold = min(threshold, ceiling)
     kept = accepted(known.max(axis=1), threshold)
-    correct = known.argmax(axis=1) == validation.labels
+    correct = known.argmax(axis=1) == np.asarray(known_labels)
     measured = {
         "unknown_images": len(unknown_conf),
-        "unknown_source": str(unknown_dir),
+        "unknown_source": unknown_source,
         "false_accept": round(float(np.mean(accepted(unknown_conf, threshold))), 6),
         "validation_images": len(kept),
         "false_reject": round(float(np.mean(~kept)), 6),
@@ -65,30 +109,42 @@ def fit_open_set(
         "wrong_rejected": int(np.sum(~kept & ~correct)),
         "right_rejected": int(np.sum(~kept & correct)),
     }
+    if threshold != wanted:
+        measured["capped_from"] = wanted
     return OpenSet(temperature=temperature, threshold=threshold, target_false_accept=target, measured=measured)
 
 
 def unreachable_labels(manifest: Manifest, artifact: Artifact) -> list[str]:
     """Labels that ``artifact`` can never give with ``--threshold auto``: its output cannot reach the threshold.
 
-    A quantised output spans ``(qmin - zero_point) * scale`` to ``(qmax - zero_point) * scale``. The
-    threshold is fitted on the Keras model's float scores, but TFLite's uint8 sigmoid (scale 1/256)
-    peaks at 255/256 for the second label: measured on a cats-vs-dogs model whose threshold was 0.998,
-    the int8 file turned every dog away. The first label (output 0) has no such ceiling, nor do softmax
-    outputs, whose other entries can reach 0.
+    The threshold checked is the file's own (fitted on its own scores) when it has one, else the
+    manifest's. A quantised output spans ``(qmin - zero_point) * scale`` to
+    ``(qmax - zero_point) * scale``. A threshold fitted on the Keras model's float scores can be out
+    of reach: TFLite's uint8 sigmoid (scale 1/256) peaks at 255/256 for the second label; measured
+    on a cats-vs-dogs model whose Keras threshold was 0.998, the int8 file turned every dog away.
+    The first label (output 0) has no such ceiling, nor do softmax outputs, whose other entries can
+    reach 0.
     """
-    open_set, outputs = manifest.open_set, artifact.outputs
-    if open_set is None or open_set.threshold is None or manifest.output_activation != "sigmoid" or not outputs:
+    open_set, outputs = artifact.open_set or manifest.open_set, artifact.outputs
+    if open_set is None or open_set.threshold is None or not outputs:
         return []
-    output = outputs[0]
-    if not output.quantized or output.dtype not in ("uint8", "int8"):
+    extremes = extreme_scores(manifest.output_activation, outputs[0])
+    if extremes is None:
         return []
+    best = np.diag(calibrated(extremes, "sigmoid", open_set.temperature))
+    reached = accepted(best, open_set.threshold)
+    return [label for label, ok in zip(manifest.labels, reached, strict=True) if not ok]
+
+
+def extreme_scores(activation: str, output: TensorInfo) -> np.ndarray | None:
+    """Row ``i``: the scores of the output that most favour label ``i``; ``None`` when every label
+    can reach a confidence of 1 (float outputs, softmax outputs)."""
+    if activation != "sigmoid" or not output.quantized or output.dtype not in ("uint8", "int8"):
+        return None
     qmin, qmax = (0, 255) if output.dtype == "uint8" else (-128, 127)
     zero = output.zero_point or 0
     low, high = (float(np.clip((q - zero) * float(output.scale), 0.0, 1.0)) for q in (qmin, qmax))
-    best = calibrated(np.array([[1.0 - low, low], [1.0 - high, high]]), "sigmoid", open_set.temperature)
-    reached = accepted(np.array([best[0, 0], best[1, 1]]), open_set.threshold)
-    return [label for label, ok in zip(manifest.labels, reached, strict=True) if not ok]
+    return np.array([[1.0 - low, low], [1.0 - high, high]])
 
 
 def unreachable_warning(manifest: Manifest, artifact: Artifact) -> str | None:
@@ -96,7 +152,8 @@ def unreachable_warning(manifest: Manifest, artifact: Artifact) -> str | None:
     labels = unreachable_labels(manifest, artifact)
     if not labels:
         return None
-    threshold = manifest.open_set.threshold if manifest.open_set else None
+    open_set = artifact.open_set or manifest.open_set
+    threshold = open_set.threshold if open_set else None
     return (
         f"{artifact.format}: its {artifact.outputs[0].dtype} output cannot reach the unknown threshold {threshold:.4f} "
         f"for {', '.join(repr(x) for x in labels)}: --threshold auto would answer unknown for every such photo; "

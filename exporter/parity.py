@@ -58,6 +58,8 @@ class Reference:
         scores: the Keras model's per-label probabilities on them ``(N, labels)``.
         names: the label names (for the per-class figures).
         bounds: per-format overrides of the formats' own parity bounds.
+        unknown: photos of other kinds (``--unknown-data``), uint8 ``(M, H, W, 3)``: each file is run
+            on them to fit its own "unknown" threshold; ``None`` when none were given.
     """
 
     images: np.ndarray
@@ -65,6 +67,7 @@ class Reference:
     scores: np.ndarray
     names: Sequence[str] = ()
     bounds: Mapping[str, Bounds] = field(default_factory=dict)
+    unknown: np.ndarray | None = None
 
     def bounds_for(self, fmt: ExportFormat) -> Bounds:
         """The bounds ``fmt`` is held to (an override, else its own)."""

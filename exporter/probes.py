@@ -23,10 +23,15 @@ from edge_runtime.probes import PROBES_KEY, encode_array
 
 def embed_probes(path: Path, probes: dict[str, Any]) -> None:
     """Rewrite the staged file ``path`` with ``probes`` added to its embedded metadata."""
+    embed_entries(path, {PROBES_KEY: probes})
+
+
+def embed_entries(path: Path, entries: dict[str, Any]) -> None:
+    """Rewrite the staged file ``path`` with ``entries`` added to (or replacing keys of) its embedded metadata."""
     data = path.read_bytes()
     if path.suffix == ".tflite":
         payload = read_tflite_payload(data) or {}
-        path.write_bytes(append_tflite_metadata(data, {**payload, PROBES_KEY: probes}))
+        path.write_bytes(append_tflite_metadata(data, {**payload, **entries}))
         return
     import onnx
 
@@ -34,7 +39,7 @@ def embed_probes(path: Path, probes: dict[str, Any]) -> None:
     proto.ParseFromString(data)
     for entry in proto.metadata_props:
         if entry.key == EMBEDDED_KEY:
-            entry.value = json.dumps({**json.loads(entry.value), PROBES_KEY: probes}, sort_keys=True)
+            entry.value = json.dumps({**json.loads(entry.value), **entries}, sort_keys=True)
     path.write_bytes(proto.SerializeToString())
 
 

@@ -94,7 +94,7 @@ def test_manifest_with_any_field_replaced_loads_or_is_refused(tmp_path_factory, 
 
 
 @FAST
-@given(st.sampled_from(["input", "artifacts"]), st.text(max_size=12), _json)
+@given(st.sampled_from(["input", "artifacts"]), st.one_of(st.just("open_set"), st.text(max_size=12)), _json)
 def test_manifest_with_any_nested_field_replaced_loads_or_is_refused(tmp_path_factory, section, key, value):
     data = VALID.to_dict()
     if section == "input":

@@ -87,7 +87,7 @@ $(MP_VENV)/.installed:
 	$(MP_VENV)/bin/python -m pip install --quiet 'mediapipe==1.2.2' 'numpy==2.4.6' 'pillow==13.0.0'
 	touch $@
 
-$(FIXTURE_STAMP): $(STAMP) $(TFL_VENV)/.installed $(wildcard edge_runtime/*.py edge_runtime/backends/*.py trainer/*.py exporter/*.py)
+$(FIXTURE_STAMP): $(STAMP) $(TFL_VENV)/.installed $(wildcard edgeclf/runtime/*.py edgeclf/runtime/backends/*.py edgeclf/trainer/*.py edgeclf/exporter/*.py)
 	rm -rf $(FIXTURE_RUN) $(FIXTURE_DATA)
 	$(BIN)/edgeclf make-demo-data $(FIXTURE_DATA) --train-per-class 16 --validation-per-class 8 \
 	  --test-per-class 8 --width 64 --height 48 --seed 0 --tint-classes

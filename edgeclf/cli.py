@@ -4,7 +4,7 @@ Commands are thin (parse, build the stage's config, call the library, print) and
 ``edgeclf/commands/``. Those modules import only light packages at module level; anything that
 needs TensorFlow imports it inside the command, so ``edgeclf classify`` works on a Pi without it.
 
-Domain errors (:class:`edge_runtime.errors.EdgeclfError`) are caught here, in one place, and printed
+Domain errors (:class:`edgeclf.runtime.errors.EdgeclfError`) are caught here, in one place, and printed
 as a single line on stderr with exit code 1. Usage errors keep typer's exit code 2.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from edge_runtime.errors import EdgeclfError
+from edgeclf.runtime.errors import EdgeclfError
 
 app = typer.Typer(
     name="edgeclf",
@@ -50,7 +50,7 @@ def _root(
 ) -> None:
     """Train image classifiers, export them to TFLite/ONNX, and run them on a Raspberry Pi."""
     if version:
-        from edge_runtime import __version__
+        from edgeclf.runtime import __version__
 
         typer.echo(f"edgeclf {__version__}")
         raise typer.Exit()

@@ -48,10 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import emulator
 from emulator import GUEST_ARCH, HOST_ARCH, ROOT, Target, log
 
-from edge_runtime.classifier import FORMAT_PREFERENCE, compatibility_problem
-from edge_runtime.errors import DatasetError, EdgeclfError, ManifestError
-from edge_runtime.manifest import Artifact, Manifest
-from edge_runtime.preprocess import IMAGE_SUFFIXES
+from edgeclf.runtime.classifier import FORMAT_PREFERENCE, compatibility_problem
+from edgeclf.runtime.errors import DatasetError, EdgeclfError, ManifestError
+from edgeclf.runtime.manifest import Artifact, Manifest
+from edgeclf.runtime.preprocess import IMAGE_SUFFIXES
 
 FLOAT_TOLERANCE = 1e-5
 # Dynamic-range files quantise activations on the fly, and the Arm and x86-64 kernels round

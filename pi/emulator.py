@@ -475,7 +475,7 @@ def _install_site(site: Path, key: str, requirements: list[str], arch: str, cons
 
 def _drop_project(build: Path) -> None:
     # The project itself comes from .cache/pi/project (rebuilt every run), not from this cache.
-    for name in ("edge_runtime", "edgeclf", "trainer", "exporter", "benchmarks", "bin"):
+    for name in ("edgeclf", "bin"):
         shutil.rmtree(build / name, ignore_errors=True)
     for info in build.glob("edgeclf-*.dist-info"):
         shutil.rmtree(info)

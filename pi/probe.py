@@ -2,7 +2,7 @@
 
 ``pi/check.py`` runs this in a target Python (the emulated Pi, or its x86-64 twin), one process
 per model, so a crash in one interpreter is caught as that process's signal. It goes through
-``edge_runtime`` (the Classifier, its backends and the one preprocessing function), never a second
+``edgeclf.runtime`` (the Classifier, its backends and the one preprocessing function), never a second
 inference path.
 
 Usage: ``python probe.py RUN_DIR FORMAT BACKEND [--raw] IMAGE...``
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends import get_backend
-from edge_runtime.classifier import Classifier
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.manifest import Manifest
+from edgeclf.runtime.backends import get_backend
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.manifest import Manifest
 
 
 def load(run_dir: Path, fmt: str, backend: str, raw: bool) -> Classifier:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.child import child_env
+from edgeclf.runtime.child import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_EPOCHS = 30  # the Makefile's DEMO_TRAIN_ARGS

@@ -3,7 +3,7 @@
 Builds a preset's network (untrained: speed does not depend on the weights), converts it to many
 TFLite and ONNX variants — fp32/fp16/dynamic/int8, per-channel vs per-tensor, QDQ vs QOperator,
 uint8 vs int8 activations, ``reduce_range``, static vs dynamic batch — calibrating int8 on real
-photos decoded by ``edge_runtime.preprocess``, then times ``invoke`` of every variant under several
+photos decoded by ``edgeclf.runtime.preprocess``, then times ``invoke`` of every variant under several
 interpreter settings (XNNPACK on/off, threads, ONNX Runtime graph optimisation level), interleaved.
 
 ``--cpu`` times each call by the calling thread's CPU time (``time.thread_time``): with one thread
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import first_line
-from kerasio import import_tensorflow
+from edgeclf.kerasio import import_tensorflow
+from edgeclf.runtime.errors import first_line
 
 ONNX_VARIANTS = {
     # name: (quant_format, activation, weight, per_channel, reduce_range)
@@ -48,7 +48,7 @@ ONNX_VARIANTS = {
 
 
 def _calibration(data: Path, spec, count: int) -> np.ndarray:
-    from edge_runtime.dataset import load_samples, open_labelled_folder
+    from edgeclf.runtime.dataset import load_samples, open_labelled_folder
 
     folder = open_labelled_folder(data)
     samples = list(folder.split("train"))
@@ -70,8 +70,8 @@ def export(out: Path, data: Path, preset_name: str, size: int | None, count: int
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from exporter.formats import Quantization
-    from trainer.presets import count_flops, get_preset
+    from edgeclf.exporter.formats import Quantization
+    from edgeclf.trainer.presets import count_flops, get_preset
 
     out.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)

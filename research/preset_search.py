@@ -1,8 +1,8 @@
 """Choose the default preset by measurement: train variants of the presets on real photos.
 
-Each variant is a registered preset (``trainer.presets``) with a few fields replaced; the network,
+Each variant is a registered preset (``edgeclf.trainer.presets``) with a few fields replaced; the network,
 the augmentation and the compile step all come from the preset itself, never copied here. Images
-are decoded once per input size through ``edge_runtime.dataset`` (the one preprocessing path);
+are decoded once per input size through ``edgeclf.runtime.dataset`` (the one preprocessing path);
 training is plain ``keras.Model.fit`` with the preset's augmentation in ``tf.data``, early stopping
 on validation accuracy with the best weights restored, and an optional wall-time budget.
 
@@ -83,7 +83,7 @@ def _coerce(value: str) -> Any:
 
 def resolve_variant(name: str, extra: dict[str, Any]):
     """The Preset a variant stands for (a registered preset with some fields replaced)."""
-    from trainer.presets import get_preset
+    from edgeclf.trainer.presets import get_preset
 
     base_name, overrides = VARIANTS[name]
     preset = get_preset(base_name)
@@ -98,8 +98,8 @@ _CACHE: dict[int, Any] = {}
 
 
 def load_splits(data: Path, preset) -> dict[str, Any]:
-    """Decode train/validation/test once per input size (through edge_runtime.dataset)."""
-    from edge_runtime.dataset import load_samples, open_labelled_folder
+    """Decode train/validation/test once per input size (through edgeclf.runtime.dataset)."""
+    from edgeclf.runtime.dataset import load_samples, open_labelled_folder
 
     key = preset.image_size
     if key not in _CACHE:
@@ -120,7 +120,7 @@ def run_variant(preset, data: Path, *, seed: int, budget_min: float | None, test
     import numpy as np
     import tensorflow as tf
 
-    from trainer.presets import count_flops
+    from edgeclf.trainer.presets import count_flops
 
     labels, splits = load_splits(data, preset)
     num_classes = len(labels)
@@ -200,7 +200,7 @@ def print_table(path: Path) -> None:
 
 def describe_presets() -> None:
     """Params and FLOPs per frame of every registered preset at its default size (2 classes)."""
-    from trainer.presets import PRESETS, count_flops
+    from edgeclf.trainer.presets import PRESETS, count_flops
 
     header = (
         f"{'preset':18} {'network':16} {'input':>7} {'width':>5} {'params':>10} {'MFLOP/frame':>11} {'optimizer':>9}"

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from edge_runtime.dataset import open_labelled_folder
-from edge_runtime.fileio import atomic_write_bytes
-from edge_runtime.preprocess import centre_crop_box, load_image
+from edgeclf.runtime.dataset import open_labelled_folder
+from edgeclf.runtime.fileio import atomic_write_bytes
+from edgeclf.runtime.preprocess import centre_crop_box, load_image
 
 MODES = ("pad", "crop")
 PAD_FILL = (0, 0, 0)

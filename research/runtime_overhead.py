@@ -7,7 +7,7 @@ extra, no TensorFlow), on a run folder exported by ``edgeclf export``::
 
 Measures (medians; the machine is shared, so each figure is repeated and the spread printed):
 
-- import time of ``edge_runtime.classifier`` in a fresh interpreter, and of the interpreter package
+- import time of ``edgeclf.runtime.classifier`` in a fresh interpreter, and of the interpreter package
   when the first model is loaded (imported lazily);
 - peak RSS (``ru_maxrss``) of a fresh process that loads the model and classifies one image;
 - install size of the ``edge`` extra: the files of every distribution ``edgeclf[edge]`` pulls in,
@@ -17,7 +17,7 @@ Measures (medians; the machine is shared, so each figure is repeated and the spr
   quantise (``prepare``), ``set_input``/``get_output`` copies and post-processing (scores + top-k),
   against ``invoke()`` alone — with and without Pillow's draft mode.
 
-Writes ``benchmarks/results/runtime_overhead.json`` and prints a table. Not a test: nothing is asserted.
+Writes ``edgeclf/benchmarks/results/runtime_overhead.json`` and prints a table. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from edge_runtime.child import child_env
+from edgeclf.runtime.child import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,14 +41,14 @@ sys.path.insert(0, str(ROOT))
 _IMPORT = """
 import time
 t = time.perf_counter()
-import edge_runtime.classifier
+import edgeclf.runtime.classifier
 print(time.perf_counter() - t)
 """
 
 _LOAD = """
 import resource, sys, time, json
 t0 = time.perf_counter()
-from edge_runtime.classifier import Classifier
+from edgeclf.runtime.classifier import Classifier
 t1 = time.perf_counter()
 clf = Classifier.from_run(sys.argv[1], format=sys.argv[2] or None)
 t2 = time.perf_counter()
@@ -127,7 +127,7 @@ def overhead(run_dir: str, fmt: str | None, image: str, repeats: int, threads: i
     import numpy as np
     from PIL import Image
 
-    from edge_runtime.classifier import Classifier, ClassifierOptions, top_predictions
+    from edgeclf.runtime.classifier import Classifier, ClassifierOptions, top_predictions
 
     with Image.open(image) as img:
         rgb = np.asarray(img.convert("RGB").resize((1280, 720)))
@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--processes", type=int, default=5, help="fresh processes for import time / RSS")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "runtime_overhead.json"))
+    parser.add_argument("--out", default=str(ROOT / "edgeclf" / "benchmarks" / "results" / "runtime_overhead.json"))
     args = parser.parse_args()
 
     from PIL import Image
@@ -226,7 +226,7 @@ def main() -> None:
 
     fresh = result["fresh_process"]
     print(f"python: {sys.executable}; image {image_info['size'][0]}x{image_info['size'][1]} ({megapixels:.1f} MP)")
-    print(f"import edge_runtime.classifier: {statistics.median(imports) * 1000:.0f} ms (median of {len(imports)})")
+    print(f"import edgeclf.runtime.classifier: {statistics.median(imports) * 1000:.0f} ms (median of {len(imports)})")
     print(
         f"fresh process, {fresh['format']} on {fresh['backend']}: load model "
         f"{fresh['load_model_s']['median'] * 1000:.0f} ms (interpreter import included), first classify "

@@ -5,7 +5,7 @@ same batch size) on the same photos; epochs of the two are interleaved (A B, B A
 machine that speeds up or slows down affects both alike, and the medians are compared.
 
 * **pipeline** — what ``edgeclf train`` does: every image decoded once through
-  :func:`edge_runtime.dataset.load_samples` (timed separately, the one-off cost), then per epoch a
+  :func:`edgeclf.runtime.dataset.load_samples` (timed separately, the one-off cost), then per epoch a
   tf.data pipeline over the decoded uint8 arrays: shuffle, batched augmentation in parallel, prefetch.
 * **baseline** — what the seed did with ``ImageDataGenerator.flow_from_directory``: a
   ``keras.utils.PyDataset`` that decodes every file of every batch again in every epoch, with no
@@ -36,10 +36,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_runtime.dataset import Sample, load_samples, open_labelled_folder
-from edge_runtime.errors import ImageDecodeError
-from edge_runtime.preprocess import preprocess
-from kerasio import import_tensorflow
+from edgeclf.kerasio import import_tensorflow
+from edgeclf.runtime.dataset import Sample, load_samples, open_labelled_folder
+from edgeclf.runtime.errors import ImageDecodeError
+from edgeclf.runtime.preprocess import preprocess
 
 
 def _baseline_dataset(keras, samples, spec, batch_size, augmentation, num_classes, decoder, seed):
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     tf, keras = import_tensorflow()
 
-    from trainer.datasets import make_dataset
-    from trainer.datasets import targets as training_targets
-    from trainer.presets import get_preset
+    from edgeclf.trainer.datasets import make_dataset
+    from edgeclf.trainer.datasets import targets as training_targets
+    from edgeclf.trainer.presets import get_preset
 
     preset = get_preset(args.preset)
     side = args.image_size or preset.image_size

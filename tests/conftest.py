@@ -1,12 +1,12 @@
 """Shared fixtures.
 
-``tiny_run`` / ``tiny_run_softmax`` are real run folders made by the real :func:`trainer.train` on a
+``tiny_run`` / ``tiny_run_softmax`` are real run folders made by the real :func:`edgeclf.trainer.train` on a
 small generated data set: every stage downstream of training (export, runtime,
 benchmarks) tests against them. They need TensorFlow and skip cleanly without it.
 
 Their models must tell images apart, or a preprocessing or quantisation mistake downstream changes
 nothing the tests can see. The demo pictures alone (shapes; colour deliberately not tied to the
-class) need many epochs; so each class is tinted (``trainer.demo_data.tint_classes``, which
+class) need many epochs; so each class is tinted (``edgeclf.trainer.demo_data.tint_classes``, which
 ``make fixture-models`` uses too: cars warm, elephants cool, the third class green), and the seed
 preset (no BatchNorm, whose moving statistics lag behind for the first few steps) learns that in
 2 epochs: measured 100% on the 24 held-out images, probabilities spread over 0.48, every image at
@@ -25,7 +25,7 @@ TINY_IMAGE_SIZE = 32
 def _tiny_data(root: Path, *, three_classes: bool) -> Path:
     from PIL import Image, ImageOps
 
-    from trainer.demo_data import CLASS_TINT, generate_demo_dataset, tint_classes
+    from edgeclf.trainer.demo_data import CLASS_TINT, generate_demo_dataset, tint_classes
 
     data = generate_demo_dataset(
         root / "demo", train_per_class=12, validation_per_class=6, test_per_class=6, image_size=(64, 48), seed=0
@@ -46,7 +46,7 @@ def _tiny_data(root: Path, *, three_classes: bool) -> Path:
 
 def _tiny_train(tmp_path_factory: pytest.TempPathFactory, name: str, *, three_classes: bool) -> Path:
     pytest.importorskip("tensorflow")
-    from trainer.train import TrainConfig, train
+    from edgeclf.trainer.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp(name)
     data = _tiny_data(root, three_classes=three_classes)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from benchmarks.config import REFERENCES, SWEEPS
+from edgeclf.benchmarks.config import REFERENCES, SWEEPS
 from edgeclf.commands.choices import FORMATS_FLAGS, backend_list, choices, runtime_format_list, split_names
 
 if TYPE_CHECKING:  # pragma: no cover
-    from benchmarks.config import BenchmarkConfig
+    from edgeclf.benchmarks.config import BenchmarkConfig
 
 
-# The choices are the config's own (benchmarks/config.py), never a copy kept here.
+# The choices are the config's own (edgeclf/benchmarks/config.py), never a copy kept here.
 Reference = choices("Reference", REFERENCES)  # what the agreement and max |Δp| columns compare against
 Sweep = choices("Sweep", SWEEPS)
 
@@ -70,7 +70,7 @@ ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Interp
 MaxImagesOpt = Annotated[int | None, typer.Option("--max-images", min=1, help="Score at most this many test images.")]
 OutOpt = Annotated[
     Path | None,
-    typer.Option("--out", help="Results folder (default: benchmarks/results/<run name>)."),
+    typer.Option("--out", help="Results folder (default: edgeclf/benchmarks/results/<run name>)."),
 ]
 PlotsOpt = Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots (needs matplotlib).")]
 SweepOpt = Annotated[
@@ -122,7 +122,7 @@ def benchmark(
     if duration is not None:
         _sustained(run_dir, split_names(formats), threads, duration, board_root, out, plots, as_json)
         return
-    from benchmarks.config import DEFAULT_SWEEP_SIZES, BenchmarkConfig
+    from edgeclf.benchmarks.config import DEFAULT_SWEEP_SIZES, BenchmarkConfig
 
     config = BenchmarkConfig(
         run_dir=run_dir,
@@ -150,7 +150,7 @@ def benchmark(
 
 def _progress(as_json: bool):
     """Progress lines on stderr (none with --json), and the progress-bar mode to use."""
-    from edge_runtime.progress import progress_mode
+    from edgeclf.runtime.progress import progress_mode
 
     say = (lambda m: None) if as_json else (lambda m: print(f"· {m}", file=sys.stderr, flush=True))
     return say, progress_mode("plain" if as_json else "auto")
@@ -171,14 +171,14 @@ def _measure(config: BenchmarkConfig, as_json: bool, run, write, show):
 
 
 def _sweep(config: BenchmarkConfig, as_json: bool) -> None:
-    from benchmarks.sweep import print_sweep, run_sweep, write_sweep
+    from edgeclf.benchmarks.sweep import print_sweep, run_sweep, write_sweep
 
     _measure(config, as_json, run_sweep, write_sweep, print_sweep)
 
 
 def _table(config: BenchmarkConfig, as_json: bool) -> None:
-    from benchmarks.report import print_table, write_results
-    from benchmarks.runner import run_benchmark
+    from edgeclf.benchmarks.report import print_table, write_results
+    from edgeclf.benchmarks.runner import run_benchmark
 
     result = _measure(config, as_json, run_benchmark, write_results, print_table)
     if any(not row.ran for row in result.rows):
@@ -195,8 +195,8 @@ def _sustained(
     plots: bool,
     as_json: bool,
 ) -> None:
-    from benchmarks.sustained import run_sustained, write_sustained
-    from edge_runtime.classifier import ClassifierOptions
+    from edgeclf.benchmarks.sustained import run_sustained, write_sustained
+    from edgeclf.runtime.classifier import ClassifierOptions
 
     options = ClassifierOptions(format=formats[0] if formats else None, threads=threads)
     say = (lambda m: None) if as_json else (lambda m: print(f"· {m}", file=sys.stderr, flush=True))

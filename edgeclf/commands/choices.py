@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from edge_runtime.backends import BACKENDS
-from edge_runtime.classifier import FORMAT_PREFERENCE
+from edgeclf.runtime.backends import BACKENDS
+from edgeclf.runtime.classifier import FORMAT_PREFERENCE
 
 # The spellings of the format option, in every command (``--formats`` is the older one of export/benchmark).
 FORMAT_FLAGS = ("--format", "-f")
@@ -33,14 +33,14 @@ def backend_list() -> str:
 
 def target_choices() -> type[Enum]:
     """``--target``: the registered runtimes an export can be made for."""
-    from exporter.context import TARGETS
+    from edgeclf.exporter.context import TARGETS
 
     return choices("TargetChoice", TARGETS.names())
 
 
 def target_list() -> str:
     """Each registered ``--target`` with what it means."""
-    from exporter.context import TARGETS
+    from edgeclf.exporter.context import TARGETS
 
     return "; ".join(f"{name}: {description}" for name, description in TARGETS.items())
 
@@ -52,7 +52,7 @@ def runtime_format_list() -> str:
 
 def export_format_list() -> str:
     """The registered export formats, in registration order."""
-    from exporter.formats import FORMATS
+    from edgeclf.exporter.formats import FORMATS
 
     return FORMATS.help_list()
 

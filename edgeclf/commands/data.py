@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from trainer.demo_data import DEFAULT_COUNTS as _COUNTS
+from edgeclf.trainer.demo_data import DEFAULT_COUNTS as _COUNTS
 
 
 def make_demo_data(
@@ -35,8 +35,8 @@ def make_demo_data(
     Layout: OUT/{train,validation,test}/{cars,elephants}/NNNN.jpg, the seed article's convention, so
     `edgeclf train --data OUT` walks the same path as a folder of real photos.
     """
-    from edge_runtime.progress import progress_mode, track
-    from trainer.demo_data import generate_demo_dataset, is_complete_demo_dataset
+    from edgeclf.runtime.progress import progress_mode, track
+    from edgeclf.trainer.demo_data import generate_demo_dataset, is_complete_demo_dataset
 
     already = is_complete_demo_dataset(out)
     counts = {"train": train_per_class, "validation": validation_per_class, "test": test_per_class}

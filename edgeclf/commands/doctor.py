@@ -24,7 +24,7 @@ def doctor(
     """Python and OS, interpreters and which model files they run, NumPy ABI, cameras, memory, disk, temperature."""
     import dataclasses
 
-    from edge_runtime.doctor import System, format_finding, run_doctor
+    from edgeclf.runtime.doctor import System, format_finding, run_doctor
 
     system = System(root=root, disk_path=run_dir if run_dir is not None else Path("."))
     if python is not None:

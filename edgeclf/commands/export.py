@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from edgeclf.commands.choices import FORMATS_FLAGS, export_format_list, split_names, target_choices, target_list
-from exporter.config import DEFAULT_CALIBRATION_IMAGES, DEFAULT_OPSET, DEFAULT_VALIDATION_IMAGES
+from edgeclf.exporter.config import DEFAULT_CALIBRATION_IMAGES, DEFAULT_OPSET, DEFAULT_VALIDATION_IMAGES
 
 TargetChoice = target_choices()
 
 if TYPE_CHECKING:  # pragma: no cover
-    from exporter.export import ExportReport
+    from edgeclf.exporter.export import ExportReport
 
 
 RunDirArg = Annotated[Path, typer.Argument(help="A run folder made by `edgeclf train` (e.g. runs/latest).")]
@@ -116,9 +116,9 @@ def export(
     json_output: JsonOutputOpt = False,
 ) -> None:
     """Convert a run's model to TFLite and ONNX, validate every file against Keras, record it in the manifest."""
-    from exporter import ExportConfig, export_run
-    from exporter.config import parse_bounds
-    from exporter.formats import all_formats
+    from edgeclf.exporter import ExportConfig, export_run
+    from edgeclf.exporter.config import parse_bounds
+    from edgeclf.exporter.formats import all_formats
 
     names = split_names(formats)
     defaults = {name: fmt.bounds for name, fmt in all_formats().items()}
@@ -138,7 +138,7 @@ def export(
         unknown_data=unknown_data,
         false_accept=false_accept,
     )
-    from edge_runtime.progress import progress_mode
+    from edgeclf.runtime.progress import progress_mode
 
     with progress_mode("plain" if json_output else "auto"):
         report = export_run(run_dir, config, log=lambda line: typer.echo(line, err=True))
@@ -158,7 +158,7 @@ def _print_table(report: ExportReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from edge_runtime.compatibility import verdict_for
+    from edgeclf.runtime.compatibility import verdict_for
 
     table = Table(title=f"edgeclf export {report.run_dir}  ({report.seconds:.1f} s)")
     for column in ("format", "status", "size MB", "accuracy", "Δ acc (pts)", "agreement", "max |Δp|", "tflite-rt 2.14"):

@@ -19,10 +19,10 @@ from typing import Annotated
 
 import typer
 
-from edge_runtime.classifier import Classifier, ClassifierOptions, Prediction
-from edge_runtime.errors import ConfigError, EdgeclfError, ImageDecodeError, InputShapeError, option_error
-from edge_runtime.preprocess import DEFAULT_MAX_PIXELS
 from edgeclf.commands.choices import FORMAT_FLAGS, BackendChoice, runtime_format_list
+from edgeclf.runtime.classifier import Classifier, ClassifierOptions, Prediction
+from edgeclf.runtime.errors import ConfigError, EdgeclfError, ImageDecodeError, InputShapeError, option_error
+from edgeclf.runtime.preprocess import DEFAULT_MAX_PIXELS
 
 _GLOB_CHARS = set("*?[")
 
@@ -82,7 +82,7 @@ def _expand(
 
     Files of a folder without an image suffix are appended to ``skipped`` (for the summary).
     """
-    from edge_runtime.dataset import list_images
+    from edgeclf.runtime.dataset import list_images
 
     for raw in paths:
         if raw == "-":
@@ -128,7 +128,7 @@ def _printable(name: str) -> str:
 
 
 def _suffixes() -> tuple[str, ...]:
-    from edge_runtime.preprocess import IMAGE_SUFFIXES
+    from edgeclf.runtime.preprocess import IMAGE_SUFFIXES
 
     return IMAGE_SUFFIXES
 
@@ -308,10 +308,10 @@ def camera(
     Ctrl-C stops with a summary. A camera that disconnects or stalls is reopened with backoff
     (reported on stderr); after --retries failures in a row the command stops with exit code 1.
     """
-    from edge_runtime.camera import CameraOptions, FrameResult, run_camera, source_factory
-    from edge_runtime.notify import Notifier
-    from edge_runtime.stable import LabelStabilizer, StableOptions
-    from edge_runtime.webhook import Webhook
+    from edgeclf.runtime.camera import CameraOptions, FrameResult, run_camera, source_factory
+    from edgeclf.runtime.notify import Notifier
+    from edgeclf.runtime.stable import LabelStabilizer, StableOptions
+    from edgeclf.runtime.webhook import Webhook
 
     if (width is None) != (height is None):
         raise ConfigError("--width and --height go together")

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edge_runtime.errors import EdgeclfError, SelfCheckError, missing_extra
 from edgeclf.commands.runtime import (
     BackendOpt,
     FormatOpt,
@@ -29,10 +28,11 @@ from edgeclf.commands.runtime import (
     classifier_options,
     describe_classifier,
 )
+from edgeclf.runtime.errors import EdgeclfError, SelfCheckError, missing_extra
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edge_runtime.classifier import Classifier
-    from edge_runtime.notify import Notifier
+    from edgeclf.runtime.classifier import Classifier
+    from edgeclf.runtime.notify import Notifier
     from edgeclf.serve.service import Service
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -54,7 +54,7 @@ def verify(
     int8 outputs must be identical, float outputs within the tolerance. Run it after an upgrade, or
     before the service starts (systemd ``ExecStartPre=``).
     """
-    from edge_runtime.probes import verify_model
+    from edgeclf.runtime.probes import verify_model
 
     report = verify_model(model, classifier_options(format_name, backend, threads, 1, "0"), tolerance)
     if json_output:
@@ -122,11 +122,11 @@ def serve(
         import uvicorn  # noqa: F401
     except ImportError:
         raise missing_extra("the web service (starlette, uvicorn)", "serve") from None
-    from edge_runtime.camera import CameraOptions
-    from edge_runtime.classifier import Classifier
-    from edge_runtime.notify import Notifier
-    from edge_runtime.probes import check_probes, load_probes
-    from edge_runtime.stable import StableOptions
+    from edgeclf.runtime.camera import CameraOptions
+    from edgeclf.runtime.classifier import Classifier
+    from edgeclf.runtime.notify import Notifier
+    from edgeclf.runtime.probes import check_probes, load_probes
+    from edgeclf.runtime.stable import StableOptions
     from edgeclf.serve.service import ServeOptions, Service
 
     if host not in LOOPBACK and not token:

@@ -12,13 +12,13 @@ from typing import Annotated
 
 import typer
 
-from edge_runtime.manifest import RESIZE_MODES
 from edgeclf.commands.choices import choices
-from kerasio import require_tensorflow
-from trainer.class_weight import CLASS_WEIGHT_MODES
-from trainer.config import STRATEGIES
-from trainer.evaluate import SPLIT_CHOICES
-from trainer.presets import PRESETS
+from edgeclf.kerasio import require_tensorflow
+from edgeclf.runtime.manifest import RESIZE_MODES
+from edgeclf.trainer.class_weight import CLASS_WEIGHT_MODES
+from edgeclf.trainer.config import STRATEGIES
+from edgeclf.trainer.evaluate import SPLIT_CHOICES
+from edgeclf.trainer.presets import PRESETS
 
 # Choices from the trainer's own lists (light modules: TensorFlow is imported when a command runs).
 Strategy = choices("Strategy", STRATEGIES)  # tf.distribute strategy
@@ -119,9 +119,9 @@ def train(
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary (implies --quiet).")] = False,
 ) -> None:
     """Train a classifier on a folder of photos; writes a run folder with model.keras and manifest.json."""
-    from edge_runtime.manifest import Manifest
-    from trainer.train import TrainConfig
-    from trainer.train import train as run_training
+    from edgeclf.runtime.manifest import Manifest
+    from edgeclf.trainer.train import TrainConfig
+    from edgeclf.trainer.train import train as run_training
 
     _require_tensorflow()
     config = TrainConfig(
@@ -151,7 +151,7 @@ def train(
         unlabelled=None if unlabelled is None else str(unlabelled),
         verbose=0 if (quiet or json_output) else 1,
     )
-    from edge_runtime.progress import progress_mode
+    from edgeclf.runtime.progress import progress_mode
 
     with progress_mode("off" if quiet else "plain" if json_output else "auto"):
         run_dir = run_training(config)
@@ -177,10 +177,10 @@ def evaluate(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix and the misclassified files."""
-    from trainer.evaluate import evaluate as run_evaluation
+    from edgeclf.trainer.evaluate import evaluate as run_evaluation
 
     _require_tensorflow()
-    from edge_runtime.progress import progress_mode
+    from edgeclf.runtime.progress import progress_mode
 
     with progress_mode("plain" if json_output else "auto"):
         report = run_evaluation(run_dir, data, split=split.value, batch_size=batch_size, out_dir=out)
@@ -196,7 +196,7 @@ def augment_preview(
     seed: Annotated[int, typer.Option(help="Augmentation seed.")] = 0,
 ) -> None:
     """Write N augmented versions of IMAGE (as the seed's preview/ folder) using the preset's augmentation."""
-    from trainer.preview import write_augment_preview
+    from edgeclf.trainer.preview import write_augment_preview
 
     _require_tensorflow()
     written = write_augment_preview(image, out, count=count, preset=preset, image_size=image_size, seed=seed)

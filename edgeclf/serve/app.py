@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from edge_runtime.errors import ImageDecodeError, InputShapeError
 from edgeclf.commands.runtime import classify_record
+from edgeclf.runtime.errors import ImageDecodeError, InputShapeError
 from edgeclf.serve.page import render_page
 from edgeclf.serve.service import Service
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.board import read_board
-from edge_runtime.camera import CameraOptions, FrameResult, FrameSource, run_camera, source_factory
-from edge_runtime.classifier import Classifier, Prediction
-from edge_runtime.notify import Notifier
-from edge_runtime.preprocess import load_image
-from edge_runtime.stable import LabelChange, LabelStabilizer, StableOptions
-from edge_runtime.webhook import Webhook
+from edgeclf.runtime.board import read_board
+from edgeclf.runtime.camera import CameraOptions, FrameResult, FrameSource, run_camera, source_factory
+from edgeclf.runtime.classifier import Classifier, Prediction
+from edgeclf.runtime.notify import Notifier
+from edgeclf.runtime.preprocess import load_image
+from edgeclf.runtime.stable import LabelChange, LabelStabilizer, StableOptions
+from edgeclf.runtime.webhook import Webhook
 from edgeclf.serve.metrics import Histogram, render_metric
 
 # Frames are shown at most this wide on the page: enough to see, cheap to encode on a Pi.

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime.backends import get_backend
-from edge_runtime.embedded import append_tflite_metadata
-from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import Artifact, InputSpec, Manifest
-from exporter.formats import Quantization
+from edgeclf.exporter.formats import Quantization
+from edgeclf.runtime.backends import get_backend
+from edgeclf.runtime.embedded import append_tflite_metadata
+from edgeclf.runtime.fileio import sha256_file
+from edgeclf.runtime.manifest import Artifact, InputSpec, Manifest
 
 
 def crashing_run(out: Path, compatibility: dict[str, str]) -> Path:

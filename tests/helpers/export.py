@@ -48,8 +48,8 @@ def make_dense_run(tiny_run: Path, target: Path, *, hidden: int | None = 32) -> 
     """
     import keras
 
-    from edge_runtime.dataset import load_samples, reopen_from_manifest
-    from edge_runtime.manifest import Manifest
+    from edgeclf.runtime.dataset import load_samples, reopen_from_manifest
+    from edgeclf.runtime.manifest import Manifest
 
     run = copy_run(tiny_run, target)
     manifest = Manifest.load(run)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.backends import BACKENDS, Backend, Session
-from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
+from edgeclf.runtime.backends import BACKENDS, Backend, Session
+from edgeclf.runtime.fileio import sha256_file
+from edgeclf.runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
 
 SPEC = InputSpec(8, 8)
 IN = TensorInfo("images", "uint8", (1, 8, 8, 3))

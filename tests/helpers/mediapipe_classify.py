@@ -5,7 +5,7 @@ model's standard metadata as MediaPipe's generated schema code reads it, and for
 categories MediaPipe returns (best first) for two inputs — the photo decoded upright at its own
 size (MediaPipe resizes it, as a MediaPipe user would) and edgeclf's own preprocessed
 ``HEIGHT×WIDTH`` array (the same pixels edgeclf feeds its interpreter). Photos are decoded with
-``edge_runtime.preprocess`` (this checkout on ``PYTHONPATH``; it needs only numpy and Pillow).
+``edgeclf.runtime.preprocess`` (this checkout on ``PYTHONPATH``; it needs only numpy and Pillow).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def main(argv: list[str]) -> None:
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions, vision
 
-    from edge_runtime.manifest import InputSpec
-    from edge_runtime.preprocess import load_image, preprocess
+    from edgeclf.runtime.manifest import InputSpec
+    from edgeclf.runtime.preprocess import load_image, preprocess
 
     model, height, width, resize_filter, photos = argv[0], int(argv[1]), int(argv[2]), argv[3], argv[4:]
     spec = InputSpec(height=height, width=width, resize_filter=resize_filter)

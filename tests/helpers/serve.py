@@ -115,9 +115,9 @@ def two_labelled_frames(run: Path, size: tuple[int, int] = (320, 240)):
     """
     import numpy as np
 
-    from edge_runtime.classifier import Classifier
-    from edge_runtime.manifest import Manifest
-    from edge_runtime.preprocess import load_image
+    from edgeclf.runtime.classifier import Classifier
+    from edgeclf.runtime.manifest import Manifest
+    from edgeclf.runtime.preprocess import load_image
 
     manifest = Manifest.load(run)
     photos = sorted((Path(manifest.data["root"]) / "test").rglob("*.jpg"))

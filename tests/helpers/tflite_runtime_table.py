@@ -8,8 +8,8 @@ Run with the main venv and a Python that has tflite-runtime 2.14::
 
 For each preset (untrained weights, small input) and each TFLite format, with and without
 ``--target tflite-runtime``, it converts through the exporter, then loads and runs the file in
-tflite-runtime 2.14 (through edge_runtime's ``tflite-runtime`` backend). It prints the highest
-version of every operator seen loading there, which is ``exporter.tflite.TFLITE_RUNTIME_214_MAX_VERSIONS``,
+tflite-runtime 2.14 (through edgeclf.runtime's ``tflite-runtime`` backend). It prints the highest
+version of every operator seen loading there, which is ``edgeclf.exporter.tflite.TFLITE_RUNTIME_214_MAX_VERSIONS``,
 and every (file, operator, version) that failed.
 """
 
@@ -27,11 +27,11 @@ sys.path.insert(0, str(REPO))
 
 
 def main(python: Path, class_counts: tuple[int, ...] = (2, 3)) -> None:
-    from edge_runtime.manifest import InputSpec, Manifest
-    from exporter.context import ConversionContext
-    from exporter.formats import all_formats
-    from exporter.tflite import op_versions, verify_with_tflite_runtime
-    from trainer.presets import PRESETS
+    from edgeclf.exporter.context import ConversionContext
+    from edgeclf.exporter.formats import all_formats
+    from edgeclf.exporter.tflite import op_versions, verify_with_tflite_runtime
+    from edgeclf.runtime.manifest import InputSpec, Manifest
+    from edgeclf.trainer.presets import PRESETS
 
     rng = np.random.default_rng(0)
     loaded: dict[str, int] = {}
@@ -63,7 +63,7 @@ def main(python: Path, class_counts: tuple[int, ...] = (2, 3)) -> None:
                     data = fmt.export(ctx, fmt).data
                     path = work / f"{name}-{fmt.name}-{target}.tflite"
                     path.write_bytes(data)
-                    from edge_runtime.classifier import Classifier
+                    from edgeclf.runtime.classifier import Classifier
 
                     with Classifier.from_file(path, backend="litert") as clf:
                         reference = np.concatenate([clf.scores(images[i : i + 1]) for i in range(len(images))])

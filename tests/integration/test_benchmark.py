@@ -19,13 +19,13 @@ pytest.importorskip("tensorflow")
 
 from typer.testing import CliRunner
 
-from benchmarks import BenchmarkConfig, run_benchmark
-from benchmarks.report import write_results
-from benchmarks.runner import RowStatus, benchmark_samples
-from edge_runtime.classifier import Classifier
-from edge_runtime.dataset import load_samples
-from edge_runtime.manifest import Manifest
-from exporter import ExportConfig, export_run
+from edgeclf.benchmarks import BenchmarkConfig, run_benchmark
+from edgeclf.benchmarks.report import write_results
+from edgeclf.benchmarks.runner import RowStatus, benchmark_samples
+from edgeclf.exporter import ExportConfig, export_run
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.dataset import load_samples
+from edgeclf.runtime.manifest import Manifest
 
 FORMATS = ("tflite-fp32", "tflite-int8", "onnx-fp32")
 QUICK = {"runs": 6, "e2e_runs": 3, "rounds": 2, "warmup": 1}

@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from trainer.train import TrainConfig, train
+from edgeclf.trainer.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
 def imbalanced_data(tmp_path_factory) -> Path:
-    from trainer.demo_data import generate_demo_dataset
+    from edgeclf.trainer.demo_data import generate_demo_dataset
 
     data = generate_demo_dataset(
         tmp_path_factory.mktemp("imbalanced") / "demo",

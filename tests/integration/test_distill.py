@@ -14,12 +14,12 @@ keras = pytest.importorskip("keras")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from edge_runtime.dataset import Sample, load_samples, open_labelled_folder  # noqa: E402
-from edge_runtime.fileio import sha256_file  # noqa: E402
-from edge_runtime.manifest import InputSpec, Manifest  # noqa: E402
-from trainer import distill  # noqa: E402
-from trainer.datasets import TrainingData, data_report  # noqa: E402
-from trainer.runlog import RunLog  # noqa: E402
+from edgeclf.runtime.dataset import Sample, load_samples, open_labelled_folder  # noqa: E402
+from edgeclf.runtime.fileio import sha256_file  # noqa: E402
+from edgeclf.runtime.manifest import InputSpec, Manifest  # noqa: E402
+from edgeclf.trainer import distill  # noqa: E402
+from edgeclf.trainer.datasets import TrainingData, data_report  # noqa: E402
+from edgeclf.trainer.runlog import RunLog  # noqa: E402
 
 STUDENT_SIZE = 24  # not the teacher's 32: the augmented copies are resized between the two
 
@@ -66,7 +66,7 @@ def colour_teacher(tiny_run, tmp_path_factory) -> Path:
 
 
 def test_targets_are_the_teachers_scores_on_the_same_pictures_blended_with_the_labels(colour_teacher):
-    from trainer.presets import get_preset
+    from edgeclf.trainer.presets import get_preset
 
     data = _training_data(colour_teacher, STUDENT_SIZE)
     teacher = distill.open_teacher(colour_teacher, data.folder.labels)
@@ -142,7 +142,7 @@ def test_cli_trains_a_student_and_records_its_teacher(tiny_run, tmp_path):
 
 
 def test_a_softmax_student_learns_from_a_softmax_teacher(tiny_run_softmax, tmp_path):
-    from trainer.train import TrainConfig, train
+    from edgeclf.trainer.train import TrainConfig, train
 
     config = TrainConfig(
         data=_data_root(tiny_run_softmax),

@@ -17,9 +17,9 @@ def test_dsnet_distilled_from_the_pretrained_default_beats_the_label_only_accura
     if not (REAL_PHOTOS / "train").is_dir():
         pytest.skip(f"real photos not found at {REAL_PHOTOS} (set EDGECLF_REAL_PHOTOS)")
     pytest.importorskip("tensorflow")
-    from edge_runtime.fileio import sha256_file
-    from edge_runtime.manifest import Manifest
-    from trainer.train import TrainConfig, train
+    from edgeclf.runtime.fileio import sha256_file
+    from edgeclf.runtime.manifest import Manifest
+    from edgeclf.trainer.train import TrainConfig, train
 
     teacher = train(TrainConfig(data=str(REAL_PHOTOS), out=str(tmp_path / "teacher"), seed=0, verbose=2))
     config = TrainConfig(

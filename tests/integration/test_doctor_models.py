@@ -11,8 +11,8 @@ pytest.importorskip("tensorflow")
 
 from helpers.export import make_dense_run, tflite_runtime_python
 
-from edge_runtime.doctor import System, run_doctor
-from exporter import ExportConfig, export_run
+from edgeclf.exporter import ExportConfig, export_run
+from edgeclf.runtime.doctor import System, run_doctor
 
 FORMATS = ("tflite-fp32", "tflite-dynamic", "onnx-fp32")
 

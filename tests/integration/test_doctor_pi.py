@@ -18,7 +18,7 @@ from helpers.crashing_run import crashing_run
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 DOCTOR = (
-    "import json, sys; from edge_runtime.doctor import run_doctor; "
+    "import json, sys; from edgeclf.runtime.doctor import run_doctor; "
     "print(json.dumps([f.to_dict() for f in run_doctor(run_dir=sys.argv[1])]))"
 )
 

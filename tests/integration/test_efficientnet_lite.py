@@ -11,9 +11,9 @@ import pytest
 from helpers import lite_numpy
 from helpers.paths import REAL_PHOTOS
 
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.manifest import InputSpec
-from trainer import efficientnet_lite as lite
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.manifest import InputSpec
+from edgeclf.trainer import efficientnet_lite as lite
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
@@ -51,7 +51,7 @@ def test_keras_matches_an_independent_numpy_forward_pass(states, name, size):
 def test_the_imagenet_head_puts_car_photos_on_car_classes(states):
     if not (REAL_PHOTOS / "test" / "cars").is_dir():
         pytest.skip(f"real photos not found at {REAL_PHOTOS} (set EDGECLF_REAL_PHOTOS)")
-    from edge_runtime.dataset import Sample, load_samples
+    from edgeclf.runtime.dataset import Sample, load_samples
 
     model = lite.build_imagenet_classifier(lite.get_variant("lite0"), 224, states["lite0"])
     found = {}
@@ -66,7 +66,7 @@ def test_the_imagenet_head_puts_car_photos_on_car_classes(states):
 
 
 def test_preset_reads_imagenet_weights_offline_and_from_a_copy_of_the_pth(states, tmp_path):
-    from trainer.presets import get_preset
+    from edgeclf.trainer.presets import get_preset
 
     preset = get_preset("lite0")
     spec = InputSpec(64, 64)

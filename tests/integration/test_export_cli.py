@@ -12,8 +12,8 @@ pytest.importorskip("tensorflow")
 from helpers.export import copy_run, listing, make_dense_run
 from typer.testing import CliRunner
 
-from edge_runtime.manifest import Manifest
 from edgeclf.cli import app
+from edgeclf.runtime.manifest import Manifest
 
 
 @pytest.fixture(scope="module")

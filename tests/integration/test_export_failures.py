@@ -14,13 +14,20 @@ pytest.importorskip("tensorflow")
 
 from helpers.export import copy_run, listing, make_dense_run, tflite_runtime_python
 
-from edge_runtime.classifier import Classifier
-from edge_runtime.errors import DatasetError, EdgeclfError, ExportError, ManifestError, ModelLoadError, UnknownNameError
-from edge_runtime.manifest import InputSpec, Manifest
-from edge_runtime.runlock import LOCK_NAME
-from exporter import ExportConfig, all_formats, export_run, get_format
-from exporter.formats import INT8_BOUNDS, ExportFormat
-from exporter.tflite import convert_tflite, per_channel_dense_without_bias
+from edgeclf.exporter import ExportConfig, all_formats, export_run, get_format
+from edgeclf.exporter.formats import INT8_BOUNDS, ExportFormat
+from edgeclf.exporter.tflite import convert_tflite, per_channel_dense_without_bias
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.errors import (
+    DatasetError,
+    EdgeclfError,
+    ExportError,
+    ManifestError,
+    ModelLoadError,
+    UnknownNameError,
+)
+from edgeclf.runtime.manifest import InputSpec, Manifest
+from edgeclf.runtime.runlock import LOCK_NAME
 
 QUIET = {"log": lambda _line: None}
 # How the static check and a real tflite-runtime 2.14 load each name the refused operator.
@@ -41,7 +48,7 @@ def run(dense_run: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def temporary_format(monkeypatch: pytest.MonkeyPatch):
     """Register a format for one test only."""
-    import exporter.formats as registry
+    import edgeclf.exporter.formats as registry
 
     def add(fmt: ExportFormat) -> ExportFormat:
         monkeypatch.setitem(registry.FORMATS, fmt.name, fmt)

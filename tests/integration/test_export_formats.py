@@ -16,14 +16,14 @@ pytest.importorskip("tensorflow")
 
 from helpers.export import copy_run, make_dense_run, tflite_runtime_python
 
-from edge_runtime.backends import get_backend
-from edge_runtime.classifier import Classifier
-from edge_runtime.dataset import load_samples, reopen_from_manifest
-from edge_runtime.embedded import read_embedded_manifest
-from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import Manifest
-from exporter import ExportConfig, export_run, format_names, get_format
-from exporter.export import REPORT_NAME
+from edgeclf.exporter import ExportConfig, export_run, format_names, get_format
+from edgeclf.exporter.export import REPORT_NAME
+from edgeclf.runtime.backends import get_backend
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.dataset import load_samples, reopen_from_manifest
+from edgeclf.runtime.embedded import read_embedded_manifest
+from edgeclf.runtime.fileio import sha256_file
+from edgeclf.runtime.manifest import Manifest
 
 FORMATS = format_names()
 RUNS = ("tiny_run", "tiny_run_softmax")
@@ -177,7 +177,7 @@ def test_tflite_runtime_verdict_matches_a_real_load(exported: dict, run_name: st
         pytest.skip("no tflite-runtime 2.14 Python (.venv-tflite214 or $EDGECLF_TFLITE_RUNTIME_PYTHON)")
     import subprocess
 
-    from exporter.tflite import static_tflite_runtime_problems
+    from edgeclf.exporter.tflite import static_tflite_runtime_problems
 
     run, _report = exported[run_name]
     artifact = Manifest.load(run).artifact(format_name)
@@ -218,9 +218,9 @@ def test_dynamic_batch_exports_a_resizable_batch(tiny_run: Path, tmp_path: Path)
 @pytest.mark.parametrize("run_name", RUNS)
 @pytest.mark.parametrize("format_name", FORMATS)
 def test_each_file_carries_probes_that_verify_passes(exported: dict, run_name: str, format_name: str) -> None:
-    from edge_runtime.classifier import ClassifierOptions
-    from edge_runtime.embedded import read_embedded_payload
-    from edge_runtime.probes import verify_model
+    from edgeclf.runtime.classifier import ClassifierOptions
+    from edgeclf.runtime.embedded import read_embedded_payload
+    from edgeclf.runtime.probes import verify_model
 
     run, _report = exported[run_name]
     artifact = Manifest.load(run).artifact(format_name)

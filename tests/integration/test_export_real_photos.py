@@ -16,7 +16,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (REAL_PHOTOS / "test").is_dir():
         pytest.skip(f"real photos not found at {REAL_PHOTOS} (set EDGECLF_REAL_PHOTOS)")
     pytest.importorskip("tensorflow")
-    from trainer.train import TrainConfig, train
+    from edgeclf.trainer.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("real-export") / "run"
     return train(TrainConfig(data=str(REAL_PHOTOS), preset="default", out=str(out), epochs=8, seed=0, verbose=0))
@@ -25,8 +25,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_format_of_a_real_model_passes_on_the_test_photos(real_run: Path) -> None:
     from helpers.export import tflite_runtime_python
 
-    from edge_runtime.manifest import Manifest
-    from exporter import ExportConfig, export_run, format_names
+    from edgeclf.exporter import ExportConfig, export_run, format_names
+    from edgeclf.runtime.manifest import Manifest
 
     config = ExportConfig(validate_on=REAL_PHOTOS / "test", tflite_runtime_python=tflite_runtime_python())
     report = export_run(real_run, config, log=print)

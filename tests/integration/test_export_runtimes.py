@@ -16,11 +16,11 @@ pytest.importorskip("tensorflow")
 
 from helpers.export import copy_run, make_dense_run, tflite_runtime_python
 
-from edge_runtime.classifier import Classifier
-from edge_runtime.dataset import load_samples, reopen_from_manifest
-from edge_runtime.errors import ModelLoadError
-from edge_runtime.manifest import Manifest
-from exporter import Bounds, ExportConfig, export_run, get_format
+from edgeclf.exporter import Bounds, ExportConfig, export_run, get_format
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.dataset import load_samples, reopen_from_manifest
+from edgeclf.runtime.errors import ModelLoadError
+from edgeclf.runtime.manifest import Manifest
 
 QUIET = {"log": lambda _line: None}
 TFLITE_RUNTIME = "tflite-runtime==2.14"
@@ -69,9 +69,9 @@ def test_a_runtime_that_misses_a_bound_is_marked_incompatible_with_the_bound(
     """
     import keras
 
-    from exporter.context import ConversionContext
-    from exporter.parity import Reference, keras_scores
-    from exporter.tflite import inspect_tflite
+    from edgeclf.exporter.context import ConversionContext
+    from edgeclf.exporter.parity import Reference, keras_scores
+    from edgeclf.exporter.tflite import inspect_tflite
 
     run = copy_run(dense_run, tmp_path / "run")
     export_run(run, ExportConfig(formats=("tflite-int8",)), **QUIET)

@@ -17,9 +17,9 @@ pytest.importorskip("tensorflow")
 
 from helpers.export import copy_run, make_dense_run, tflite_runtime_python
 
-from edge_runtime.classifier import Classifier
-from edge_runtime.manifest import Manifest
-from exporter import Bounds, ExportConfig, export_run, get_format
+from edgeclf.exporter import Bounds, ExportConfig, export_run, get_format
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.manifest import Manifest
 
 QUIET = {"log": lambda _line: None}
 INT8 = ("tflite-int8", "onnx-int8")
@@ -105,10 +105,10 @@ def test_tflite_float_ends_leaves_the_stem_and_the_head_in_float(dense_run: Path
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    from edge_runtime.dataset import load_samples, reopen_from_manifest
-    from exporter.context import ConversionContext
-    from exporter.formats import Calibration, apply_variant
-    from exporter.tflite import convert_tflite
+    from edgeclf.exporter.context import ConversionContext
+    from edgeclf.exporter.formats import Calibration, apply_variant
+    from edgeclf.exporter.tflite import convert_tflite
+    from edgeclf.runtime.dataset import load_samples, reopen_from_manifest
 
     manifest = Manifest.load(dense_run)
     folder = reopen_from_manifest(dict(manifest.data), manifest.labels)

@@ -11,9 +11,9 @@ keras = pytest.importorskip("keras")
 
 from helpers.export import copy_run  # noqa: E402
 
-from edge_runtime.errors import ManifestError  # noqa: E402
-from edge_runtime.manifest import InputSpec, Manifest  # noqa: E402
-from kerasio import load_run_model, save_model  # noqa: E402
+from edgeclf.kerasio import load_run_model, save_model  # noqa: E402
+from edgeclf.runtime.errors import ManifestError  # noqa: E402
+from edgeclf.runtime.manifest import InputSpec, Manifest  # noqa: E402
 
 
 class _Unsaveable(keras.layers.Layer):
@@ -40,7 +40,7 @@ def test_a_failed_save_leaves_the_previous_model_and_no_temporary_file(tmp_path:
 
 
 def test_evaluate_refuses_a_model_that_is_not_the_manifests(tiny_run: Path, tmp_path: Path) -> None:
-    from trainer.evaluate import evaluate
+    from edgeclf.trainer.evaluate import evaluate
 
     run = copy_run(tiny_run, tmp_path / "run")
     manifest = Manifest.load(run)

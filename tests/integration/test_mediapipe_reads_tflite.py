@@ -21,11 +21,11 @@ pytest.importorskip("tensorflow")
 from helpers.export import REPO, copy_run
 from helpers.paths import REAL_PHOTOS
 
-from edge_runtime.classifier import Classifier
-from edge_runtime.dataset import open_labelled_folder, reopen_from_manifest
-from edge_runtime.manifest import Manifest
-from edge_runtime.preprocess import preprocess
-from exporter import ExportConfig, export_run
+from edgeclf.exporter import ExportConfig, export_run
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.dataset import open_labelled_folder, reopen_from_manifest
+from edgeclf.runtime.manifest import Manifest
+from edgeclf.runtime.preprocess import preprocess
 
 SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "mediapipe_classify.py"
 INT8 = "model_tflite-int8.tflite"
@@ -121,7 +121,7 @@ def test_without_our_metadata_mediapipe_has_no_label_names(tiny_softmax_int8: Pa
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
-    from edge_runtime.embedded import strip_tflite_metadata
+    from edgeclf.runtime.embedded import strip_tflite_metadata
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tiny_softmax_int8.read_bytes(), 0))
     model.metadata = [m for m in model.metadata if m.name != b"TFLITE_METADATA"]
@@ -145,7 +145,7 @@ def test_mediapipe_matches_edgeclf_top1_on_the_real_test_photos(tmp_path_factory
     if not (REAL_PHOTOS / "test").is_dir():
         pytest.skip(f"real photos not found at {REAL_PHOTOS} (set EDGECLF_REAL_PHOTOS)")
     mediapipe_python()
-    from trainer.train import TrainConfig, train
+    from edgeclf.trainer.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("mediapipe-real") / "run"
     run = train(TrainConfig(data=str(REAL_PHOTOS), preset="default", out=str(out), epochs=8, seed=0, verbose=0))

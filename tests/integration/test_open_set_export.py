@@ -14,13 +14,13 @@ from helpers.export import copy_run
 from PIL import Image
 from typer.testing import CliRunner
 
-from edge_runtime.classifier import Classifier, ClassifierOptions
-from edge_runtime.embedded import read_embedded_manifest
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.manifest import Manifest
-from edge_runtime.open_set import calibrated
-from edge_runtime.preprocess import preprocess
-from exporter import ExportConfig, export_run
+from edgeclf.exporter import ExportConfig, export_run
+from edgeclf.runtime.classifier import Classifier, ClassifierOptions
+from edgeclf.runtime.embedded import read_embedded_manifest
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.manifest import Manifest
+from edgeclf.runtime.open_set import calibrated
+from edgeclf.runtime.preprocess import preprocess
 
 TARGET = 0.25
 

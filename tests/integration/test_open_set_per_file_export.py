@@ -13,13 +13,13 @@ pytest.importorskip("tensorflow")
 from helpers.export import copy_run
 from PIL import Image
 
-from edge_runtime.classifier import Classifier, ClassifierOptions
-from edge_runtime.embedded import read_embedded_manifest
-from edge_runtime.manifest import Manifest, OpenSet
-from edge_runtime.open_set import accepted, calibrated
-from edge_runtime.preprocess import preprocess
-from exporter import ExportConfig, export_run
-from exporter.open_set_fit import unreachable_labels
+from edgeclf.exporter import ExportConfig, export_run
+from edgeclf.exporter.open_set_fit import unreachable_labels
+from edgeclf.runtime.classifier import Classifier, ClassifierOptions
+from edgeclf.runtime.embedded import read_embedded_manifest
+from edgeclf.runtime.manifest import Manifest, OpenSet
+from edgeclf.runtime.open_set import accepted, calibrated
+from edgeclf.runtime.preprocess import preprocess
 
 TARGET = 0.25
 

@@ -1,9 +1,9 @@
 """Accuracy parity: every registered export format agrees with its Keras model, and the check is sharp.
 
 The parity check here is the production one: the runtime's :class:`Classifier` runs each exported
-file end to end (file → :func:`edge_runtime.preprocess.preprocess` → quantise → invoke → scores),
-:func:`exporter.parity.compare` measures it against Keras probabilities computed on the correctly
-preprocessed images, and the format's own registered :class:`exporter.formats.Bounds` judge it.
+file end to end (file → :func:`edgeclf.runtime.preprocess.preprocess` → quantise → invoke → scores),
+:func:`edgeclf.exporter.parity.compare` measures it against Keras probabilities computed on the correctly
+preprocessed images, and the format's own registered :class:`edgeclf.exporter.formats.Bounds` judge it.
 Every test is parametrised over the exporter's registry, so a new format is covered by registering it.
 
 Two fixtures:
@@ -35,12 +35,12 @@ pytest.importorskip("tensorflow")
 
 from helpers.paths import REAL_PHOTOS
 
-from edge_runtime.classifier import Classifier
-from edge_runtime.dataset import LabelledFolder, load_samples, open_labelled_folder
-from edge_runtime.manifest import InputSpec, Manifest
-from edge_runtime.preprocess import preprocess as real_preprocess
-from exporter import ExportConfig, export_run, format_names, get_format
-from exporter.parity import compare, keras_scores
+from edgeclf.exporter import ExportConfig, export_run, format_names, get_format
+from edgeclf.exporter.parity import compare, keras_scores
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.dataset import LabelledFolder, load_samples, open_labelled_folder
+from edgeclf.runtime.manifest import InputSpec, Manifest
+from edgeclf.runtime.preprocess import preprocess as real_preprocess
 
 FORMATS = format_names()
 SIZE = 32
@@ -131,7 +131,7 @@ def test_tiny_run_catches_swapped_channels(
     fmt: str, tiny_exported: Path, tiny_reference: Reference, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A runtime that hands the model B, G, R (an OpenCV frame taken for RGB) fails tiny_run's parity."""
-    monkeypatch.setattr("edge_runtime.classifier.preprocess", _bgr)
+    monkeypatch.setattr("edgeclf.runtime.classifier.preprocess", _bgr)
     failures, metrics = parity(tiny_exported, fmt, tiny_reference)
     assert failures, f"{fmt}: swapped colour channels passed tiny_run's parity check: {metrics}"
 
@@ -197,7 +197,7 @@ def _save_run(model, run: Path, data: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def sensitive_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.demo_data import generate_demo_dataset
+    from edgeclf.trainer.demo_data import generate_demo_dataset
 
     root = tmp_path_factory.mktemp("sensitive")
     return generate_demo_dataset(
@@ -289,7 +289,7 @@ def test_runtime_mistake_is_caught(
     mistake: str, sensitive: tuple[Reference, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reference, _ = sensitive
-    monkeypatch.setattr("edge_runtime.classifier.preprocess", RUNTIME_MISTAKES[mistake])
+    monkeypatch.setattr("edgeclf.runtime.classifier.preprocess", RUNTIME_MISTAKES[mistake])
     caught = {fmt: parity(reference.run, fmt, reference) for fmt in FORMATS}
     missed = [f for f, (failures, _) in caught.items() if not failures]
     assert SHARPEST, "no format with a |Δp| bound is registered"
@@ -303,7 +303,7 @@ def test_runtime_mistake_is_caught(
 def test_rounded_float_resize_passes(sensitive: tuple[Reference, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
     """Control: it is the missing rounding, not the float round trip, that the check catches."""
     reference, _ = sensitive
-    monkeypatch.setattr("edge_runtime.classifier.preprocess", _rounded)
+    monkeypatch.setattr("edgeclf.runtime.classifier.preprocess", _rounded)
     for fmt in SHARPEST:
         failures, metrics = parity(reference.run, fmt, reference)
         assert not failures, f"{fmt}: {'; '.join(failures)} ({metrics})"
@@ -331,7 +331,7 @@ def test_missing_rescale_is_caught(
 @pytest.mark.skipif(not REAL_PHOTOS.is_dir(), reason=f"{REAL_PHOTOS} is not on this machine")
 @pytest.mark.parametrize("preset", ["default"])
 def test_real_photos_every_format_agrees(preset: str, tmp_path: Path) -> None:
-    from trainer.train import TrainConfig, train
+    from edgeclf.trainer.train import TrainConfig, train
 
     run = train(
         TrainConfig(data=str(REAL_PHOTOS), preset=preset, out=str(tmp_path / "run"), epochs=8, seed=0, verbose=0)

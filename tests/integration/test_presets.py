@@ -7,10 +7,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.manifest import InputSpec
-from trainer.augment import SEED_AUGMENT
-from trainer.presets import BN_MOMENTUM, PRESETS, count_flops, get_preset
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.manifest import InputSpec
+from edgeclf.trainer.augment import SEED_AUGMENT
+from edgeclf.trainer.presets import BN_MOMENTUM, PRESETS, count_flops, get_preset
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")

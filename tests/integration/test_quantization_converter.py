@@ -9,8 +9,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from edge_runtime.backends import get_backend  # noqa: E402
-from exporter.formats import Quantization  # noqa: E402
+from edgeclf.exporter.formats import Quantization  # noqa: E402
+from edgeclf.runtime.backends import get_backend  # noqa: E402
 
 CALIBRATION = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
 

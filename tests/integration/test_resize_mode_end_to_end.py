@@ -16,10 +16,10 @@ pytest.importorskip("tensorflow")
 
 from typer.testing import CliRunner
 
-from edge_runtime.classifier import Classifier
-from edge_runtime.dataset import list_images
-from edge_runtime.manifest import InputSpec, Manifest
-from edge_runtime.preprocess import preprocess
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.dataset import list_images
+from edgeclf.runtime.manifest import InputSpec, Manifest
+from edgeclf.runtime.preprocess import preprocess
 
 FORMATS = ("tflite-fp32", "onnx-fp32")
 
@@ -27,8 +27,8 @@ FORMATS = ("tflite-fp32", "onnx-fp32")
 @pytest.fixture(scope="module")
 def crop_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edgeclf.cli import app
-    from exporter import ExportConfig, export_run
-    from trainer.demo_data import generate_demo_dataset
+    from edgeclf.exporter import ExportConfig, export_run
+    from edgeclf.trainer.demo_data import generate_demo_dataset
 
     root = tmp_path_factory.mktemp("crop-run")
     data = generate_demo_dataset(

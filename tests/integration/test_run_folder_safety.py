@@ -17,11 +17,11 @@ pytest.importorskip("tensorflow")
 
 from helpers.export import REPO, copy_run
 
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.manifest import Manifest
-from edge_runtime.runlock import RunBusyError, run_lock
-from exporter import ExportConfig, export_run
-from trainer.train import TrainConfig, train
+from edgeclf.exporter import ExportConfig, export_run
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.manifest import Manifest
+from edgeclf.runtime.runlock import RunBusyError, run_lock
+from edgeclf.trainer.train import TrainConfig, train
 
 QUIET = {"log": lambda _line: None}
 
@@ -173,7 +173,7 @@ def test_val_fraction_zero_says_what_is_wrong(data: Path, tmp_path: Path) -> Non
 
 
 def test_evaluate_a_corrupt_model_says_so(tiny_run: Path, data: Path, tmp_path: Path) -> None:
-    from trainer.evaluate import evaluate
+    from edgeclf.trainer.evaluate import evaluate
 
     run = copy_run(tiny_run, tmp_path / "run")
     (run / "model.keras").write_bytes((run / "model.keras").read_bytes()[:1000])
@@ -188,7 +188,7 @@ def test_evaluate_a_corrupt_model_says_so(tiny_run: Path, data: Path, tmp_path: 
 def test_evaluate_out_that_cannot_be_written_is_refused_up_front(
     tiny_run: Path, data: Path, tmp_path: Path, case: str
 ) -> None:
-    from trainer.evaluate import evaluate
+    from edgeclf.trainer.evaluate import evaluate
 
     blocker = tmp_path / "report.json"
     blocker.write_text("{}")

@@ -19,15 +19,15 @@ pytest.importorskip("tensorflow")
 
 from helpers.export import copy_run
 
-from edge_runtime.classifier import Classifier
-from edge_runtime.manifest import Manifest
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def exported_tiny_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from exporter import ExportConfig, export_run
+    from edgeclf.exporter import ExportConfig, export_run
 
     run = copy_run(tiny_run, tmp_path_factory.mktemp("runtime-export") / "run")
     # The formats that exercise every runtime path (float and quantised TFLite, ONNX Runtime); the
@@ -57,7 +57,7 @@ def test_runtime_unit_tests_pass_on_a_fresh_export(exported_tiny_run: Path) -> N
 
 def test_softmax_run_files_label_every_class(tiny_run_softmax: Path, tmp_path: Path) -> None:
     """The three-class (softmax) path: a copied file alone gives one probability per label."""
-    from exporter import ExportConfig, export_run
+    from edgeclf.exporter import ExportConfig, export_run
 
     run = copy_run(tiny_run_softmax, tmp_path / "run")
     export_run(run, ExportConfig(formats=("tflite-int8",)), log=lambda _line: None)

@@ -14,17 +14,17 @@ keras = pytest.importorskip("keras")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from edge_runtime.dataset import load_samples, open_labelled_folder  # noqa: E402
-from edge_runtime.errors import EdgeclfError  # noqa: E402
-from edge_runtime.manifest import Manifest  # noqa: E402
-from trainer.train import TrainConfig, train  # noqa: E402
+from edgeclf.runtime.dataset import load_samples, open_labelled_folder  # noqa: E402
+from edgeclf.runtime.errors import EdgeclfError  # noqa: E402
+from edgeclf.runtime.manifest import Manifest  # noqa: E402
+from edgeclf.trainer.train import TrainConfig, train  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
-    from trainer.demo_data import generate_demo_dataset
+    from edgeclf.trainer.demo_data import generate_demo_dataset
 
     return generate_demo_dataset(
         tmp_path_factory.mktemp("train-data") / "demo",
@@ -77,7 +77,7 @@ def test_tiny_run_softmax_has_three_outputs(tiny_run_softmax):
 
 
 def test_saved_model_holds_the_best_weights_and_reloads_with_equal_predictions(tiny_run):
-    from trainer.presets import get_preset
+    from edgeclf.trainer.presets import get_preset
 
     manifest = Manifest.load(tiny_run)
     folder = open_labelled_folder(manifest.data["root"])
@@ -92,7 +92,7 @@ def test_saved_model_holds_the_best_weights_and_reloads_with_equal_predictions(t
 
 
 def test_evaluate_reproduces_the_test_accuracy_measured_during_training(tiny_run, tmp_path):
-    from trainer.evaluate import evaluate
+    from edgeclf.trainer.evaluate import evaluate
 
     manifest = Manifest.load(tiny_run)
     report = evaluate(tiny_run, manifest.data["root"], out_dir=tmp_path)
@@ -107,7 +107,7 @@ def test_evaluate_reproduces_the_test_accuracy_measured_during_training(tiny_run
 
 
 def test_best_epoch_callback_stops_after_patience_and_restores_the_best_weights(tmp_path):
-    from trainer.callbacks import BestEpoch
+    from edgeclf.trainer.callbacks import BestEpoch
 
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
     history: list[dict] = []

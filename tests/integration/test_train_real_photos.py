@@ -16,14 +16,14 @@ def real_run(tmp_path_factory) -> Path:
     if not (REAL_PHOTOS / "train").is_dir():
         pytest.skip(f"real photos not found at {REAL_PHOTOS} (set EDGECLF_REAL_PHOTOS)")
     pytest.importorskip("tensorflow")
-    from trainer.train import TrainConfig, train
+    from edgeclf.trainer.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("real") / "run"
     return train(TrainConfig(data=str(REAL_PHOTOS), preset="default", out=str(out), seed=0, verbose=2))
 
 
 def test_default_preset_learns_the_real_photos(real_run):
-    from edge_runtime.manifest import Manifest
+    from edgeclf.runtime.manifest import Manifest
 
     manifest = Manifest.load(real_run)
     report = json.loads((real_run / "report.json").read_text())
@@ -48,8 +48,8 @@ def test_default_preset_learns_cats_vs_dogs(tmp_path):
     if not (PET_PHOTOS / "train").is_dir():
         pytest.skip(f"pet photos not found at {PET_PHOTOS} (set EDGECLF_PET_PHOTOS)")
     pytest.importorskip("tensorflow")
-    from edge_runtime.manifest import Manifest
-    from trainer.train import TrainConfig, train
+    from edgeclf.runtime.manifest import Manifest
+    from edgeclf.trainer.train import TrainConfig, train
 
     run = train(TrainConfig(data=str(PET_PHOTOS), out=str(tmp_path / "run"), seed=0, verbose=2))
     manifest = Manifest.load(run)
@@ -59,8 +59,8 @@ def test_default_preset_learns_cats_vs_dogs(tmp_path):
 
 
 def test_evaluate_on_real_photos_matches_training_time_test_accuracy(real_run, tmp_path):
-    from edge_runtime.manifest import Manifest
-    from trainer.evaluate import evaluate
+    from edgeclf.runtime.manifest import Manifest
+    from edgeclf.trainer.evaluate import evaluate
 
     manifest = Manifest.load(real_run)
     report = evaluate(real_run, REAL_PHOTOS, out_dir=tmp_path)

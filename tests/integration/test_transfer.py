@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.manifest import Manifest
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.manifest import Manifest
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
@@ -18,7 +18,7 @@ pytest.importorskip("tensorflow")
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
-    from trainer.demo_data import generate_demo_dataset
+    from edgeclf.trainer.demo_data import generate_demo_dataset
 
     return generate_demo_dataset(
         tmp_path_factory.mktemp("transfer-data") / "demo",
@@ -31,7 +31,7 @@ def small_data(tmp_path_factory) -> Path:
 
 
 def _train(data: Path, out: Path, **overrides) -> Path:
-    from trainer.train import TrainConfig, train
+    from edgeclf.trainer.train import TrainConfig, train
 
     fields = dict(data=str(data), out=str(out), preset="lite0", image_size=32, epochs=3, seed=0, verbose=0)
     fields.update(overrides)
@@ -40,7 +40,7 @@ def _train(data: Path, out: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="module")
 def pretrained_state():
-    from trainer import efficientnet_lite as lite
+    from edgeclf.trainer import efficientnet_lite as lite
 
     return lite.read_variant_weights(lite.get_variant("lite0"), "imagenet")
 
@@ -72,9 +72,9 @@ def test_without_augmentation_there_are_no_mirrored_copies(small_data, tmp_path)
 
 
 def test_feature_extraction_reports_progress_and_matches_predict(small_data, tmp_path, monkeypatch, capsys):
-    from edge_runtime import progress
-    from trainer.efficientnet_lite import FEATURES_LAYER
-    from trainer.transfer import compute_features
+    from edgeclf.runtime import progress
+    from edgeclf.trainer.efficientnet_lite import FEATURES_LAYER
+    from edgeclf.trainer.transfer import compute_features
 
     monkeypatch.setattr(progress, "PLAIN_AFTER_SECONDS", 0.0)
     with progress.progress_mode("plain"):  # what --json and a non-terminal stderr get
@@ -112,9 +112,9 @@ def test_fine_tune_trains_the_last_blocks_with_batchnorm_frozen(small_data, tmp_
 
 
 def test_unfreeze_last_blocks_leaves_batchnorm_and_early_blocks_frozen():
-    from edge_runtime.manifest import InputSpec
-    from trainer.presets import get_preset
-    from trainer.transfer import unfreeze_last_blocks
+    from edgeclf.runtime.manifest import InputSpec
+    from edgeclf.trainer.presets import get_preset
+    from edgeclf.trainer.transfer import unfreeze_last_blocks
 
     model = get_preset("lite0").build(InputSpec(32, 32), 2)
     trainable = unfreeze_last_blocks(model, 2)

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from benchmarks.report import MIN_ACCURACY_SPAN, accuracy_limits, place_labels
+from edgeclf.benchmarks.report import MIN_ACCURACY_SPAN, accuracy_limits, place_labels
 
 matplotlib = pytest.importorskip("matplotlib", reason="matplotlib draws the benchmark plots")
 matplotlib.use("Agg")

@@ -1,6 +1,6 @@
 """Board health from a fake sysfs tree: temperature, clock and the Pi firmware's throttle flags."""
 
-from edge_runtime.board import read_board
+from edgeclf.runtime.board import read_board
 
 
 def _tree(root, zones=(), freq=None, throttled=None):

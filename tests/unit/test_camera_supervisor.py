@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from edge_runtime.camera import CameraOptions, FrameRate, FrameSource, SourceSupervisor
-from edge_runtime.errors import CameraError
+from edgeclf.runtime.camera import CameraOptions, FrameRate, FrameSource, SourceSupervisor
+from edgeclf.runtime.errors import CameraError
 
 FRAME = np.zeros((4, 4, 3), np.uint8)
 
@@ -118,8 +118,8 @@ def test_camera_with_threshold_auto_decides_unknown_after_smoothing(tmp_path, mo
     from helpers.serve import write_video
     from typer.testing import CliRunner
 
-    from edge_runtime.manifest import Manifest, OpenSet
     from edgeclf.cli import app
+    from edgeclf.runtime.manifest import Manifest, OpenSet
 
     run = make_fake_run(tmp_path / "run", monkeypatch)  # its score is the frame's mean red level
     manifest = Manifest.load(run)

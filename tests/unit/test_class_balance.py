@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.errors import DatasetError, EdgeclfError
-from exporter.class_parity import per_class_agreement, weakest_class_line
-from trainer.class_weight import class_weights
+from edgeclf.exporter.class_parity import per_class_agreement, weakest_class_line
+from edgeclf.runtime.errors import DatasetError, EdgeclfError
+from edgeclf.trainer.class_weight import class_weights
 
 
 def test_auto_weights_are_inverse_frequency_and_equalise_each_class_total():
@@ -35,7 +35,7 @@ def test_unknown_mode_names_the_known_ones():
 
 def test_train_config_rejects_an_unknown_class_weight():
     pytest.importorskip("numpy")
-    from trainer.train import TrainConfig
+    from edgeclf.trainer.train import TrainConfig
 
     with pytest.raises(EdgeclfError, match="--class-weight"):
         TrainConfig(data="x", class_weight="inverse")

@@ -9,19 +9,19 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from benchmarks.config import REFERENCES, SWEEPS, BenchmarkConfig
-from benchmarks.runner import plan_rows
-from edge_runtime.backends import BACKENDS
-from edge_runtime.classifier import FORMAT_PREFERENCE
-from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
+from edgeclf.benchmarks.config import REFERENCES, SWEEPS, BenchmarkConfig
+from edgeclf.benchmarks.runner import plan_rows
 from edgeclf.cli import app
 from edgeclf.commands.choices import split_names
-from exporter.context import TARGETS
-from exporter.formats import FORMATS
-from trainer.class_weight import CLASS_WEIGHT_MODES
-from trainer.config import STRATEGIES
-from trainer.evaluate import SPLIT_CHOICES
+from edgeclf.exporter.context import TARGETS
+from edgeclf.exporter.formats import FORMATS
+from edgeclf.runtime.backends import BACKENDS
+from edgeclf.runtime.classifier import FORMAT_PREFERENCE
+from edgeclf.runtime.errors import ManifestError
+from edgeclf.runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
+from edgeclf.trainer.class_weight import CLASS_WEIGHT_MODES
+from edgeclf.trainer.config import STRATEGIES
+from edgeclf.trainer.evaluate import SPLIT_CHOICES
 
 COMMAND = typer.main.get_command(app)
 

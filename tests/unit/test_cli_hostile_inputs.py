@@ -18,11 +18,11 @@ pytest.importorskip("typer", reason="the command line needs typer")
 from helpers.fake_backend import make_fake_run
 from typer.testing import CliRunner
 
-from edge_runtime.backends.base import max_threads
-from edge_runtime.classifier import ClassifierOptions
-from edge_runtime.errors import ConfigError
-from edge_runtime.preprocess import DEFAULT_MAX_PIXELS, MAX_IMAGE_SIDE
 from edgeclf.cli import app
+from edgeclf.runtime.backends.base import max_threads
+from edgeclf.runtime.classifier import ClassifierOptions
+from edgeclf.runtime.errors import ConfigError
+from edgeclf.runtime.preprocess import DEFAULT_MAX_PIXELS, MAX_IMAGE_SIDE
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_the_python_api_bounds_threads_too():
 
 
 def test_the_benchmark_bounds_threads_before_measuring(tmp_path):
-    from benchmarks.config import BenchmarkConfig
+    from edgeclf.benchmarks.config import BenchmarkConfig
 
     with pytest.raises(ConfigError, match="--threads"):
         BenchmarkConfig(run_dir=tmp_path, threads=100_000)

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from edge_runtime.classifier import compatibility_problem
-from edge_runtime.compatibility import Compatibility, verdict_for
-from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
-from edge_runtime.outcome import Status
+from edgeclf.runtime.classifier import compatibility_problem
+from edgeclf.runtime.compatibility import Compatibility, verdict_for
+from edgeclf.runtime.errors import ManifestError
+from edgeclf.runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo
+from edgeclf.runtime.outcome import Status
 
 # As the exporter writes it today (copied from a real run's manifest.json, reason shortened).
 WRITTEN = {

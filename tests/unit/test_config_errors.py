@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.config import BenchmarkConfig
-from edge_runtime.classifier import ClassifierOptions
-from edge_runtime.errors import ConfigError
-from edge_runtime.stable import StableOptions
+from edgeclf.benchmarks.config import BenchmarkConfig
 from edgeclf.cli import app
-from exporter.config import ExportConfig
-from trainer.augment import AugmentSpec
-from trainer.demo_data import render_demo_image
-from trainer.presets import PRESETS, get_preset
+from edgeclf.exporter.config import ExportConfig
+from edgeclf.runtime.classifier import ClassifierOptions
+from edgeclf.runtime.errors import ConfigError
+from edgeclf.runtime.stable import StableOptions
+from edgeclf.trainer.augment import AugmentSpec
+from edgeclf.trainer.demo_data import render_demo_image
+from edgeclf.trainer.presets import PRESETS, get_preset
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers.images import BAD_FILE_WRITERS, write_good_images, write_jpeg, write_text_file
 
-from edge_runtime.dataset import (
+from edgeclf.runtime.dataset import (
     DEFAULT_FRACTIONS,
     LabelledFolder,
     Sample,
@@ -20,8 +20,8 @@ from edge_runtime.dataset import (
     open_labelled_folder,
     reopen_from_manifest,
 )
-from edge_runtime.errors import DatasetError, ImageDecodeError
-from edge_runtime.manifest import InputSpec
+from edgeclf.runtime.errors import DatasetError, ImageDecodeError
+from edgeclf.runtime.manifest import InputSpec
 
 SPEC = InputSpec(height=12, width=16)
 
@@ -266,7 +266,7 @@ def test_load_samples_skips_and_reports_every_bad_file(tmp_path: Path) -> None:
 
 
 def _preprocessed(path: Path) -> np.ndarray:
-    from edge_runtime.preprocess import preprocess
+    from edgeclf.runtime.preprocess import preprocess
 
     return preprocess(path, SPEC)
 

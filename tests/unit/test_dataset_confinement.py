@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers.images import write_jpeg
 
-from edge_runtime.dataset import list_images, open_labelled_folder
-from edge_runtime.errors import DatasetError
+from edgeclf.runtime.dataset import list_images, open_labelled_folder
+from edgeclf.runtime.errors import DatasetError
 
 
 def _classes(root: Path, counts: dict[str, int]) -> Path:

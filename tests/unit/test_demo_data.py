@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from edge_runtime.dataset import load_samples, open_labelled_folder
-from edge_runtime.errors import DatasetError
-from edge_runtime.manifest import InputSpec
 from edgeclf.cli import app
-from trainer.demo_data import (
+from edgeclf.runtime.dataset import load_samples, open_labelled_folder
+from edgeclf.runtime.errors import DatasetError
+from edgeclf.runtime.manifest import InputSpec
+from edgeclf.trainer.demo_data import (
     CLASS_TINT,
     CLASSES,
     COMPLETE_MARKER,
@@ -197,7 +197,8 @@ def test_extreme_sizes_render(size: tuple[int, int]) -> None:
 
 def test_import_does_not_load_tensorflow() -> None:
     code = (
-        "import sys, trainer.demo_data; print(sorted(m for m in sys.modules if m.startswith(('tensorflow', 'keras'))))"
+        "import sys, edgeclf.trainer.demo_data; "
+        "print(sorted(m for m in sys.modules if m.startswith(('tensorflow', 'keras'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

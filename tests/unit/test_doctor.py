@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime.doctor import System, cameras, format_finding, host, packages, run_doctor
+from edgeclf.runtime.doctor import System, cameras, format_finding, host, packages, run_doctor
 
 
 def _system(root: Path, **overrides) -> System:
@@ -171,14 +171,14 @@ def test_cli_json_and_one_line_per_finding(tmp_path):
 
 
 def test_format_finding_puts_the_fix_on_the_same_line():
-    from edge_runtime.doctor import Finding
+    from edgeclf.runtime.doctor import Finding
 
     assert format_finding(Finding("x", "warn", "bad", "do this")) == "[warn] x: bad — fix: do this"
     assert format_finding(Finding("x", "ok", "fine")) == "[ok] x: fine"
 
 
 def test_missing_run_folder_is_one_manifest_error(tmp_path):
-    from edge_runtime.errors import ManifestError
+    from edgeclf.runtime.errors import ManifestError
 
     with pytest.raises(ManifestError):
         run_doctor(_system(tmp_path), tmp_path / "no-run")

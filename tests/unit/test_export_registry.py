@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from edge_runtime.errors import ConfigError, UnknownNameError
-from exporter import Bounds, Calibration, ExportConfig, Quantization, all_formats, format_names, get_format
-from exporter.config import parse_bounds
-from exporter.formats import FP16_BOUNDS, FP32_BOUNDS, INT8_BOUNDS, Variant, apply_variant
+from edgeclf.exporter import Bounds, Calibration, ExportConfig, Quantization, all_formats, format_names, get_format
+from edgeclf.exporter.config import parse_bounds
+from edgeclf.exporter.formats import FP16_BOUNDS, FP32_BOUNDS, INT8_BOUNDS, Variant, apply_variant
+from edgeclf.runtime.errors import ConfigError, UnknownNameError
 
 METRICS = {"agreement": 0.99, "max_abs_diff": 0.004, "accuracy_change": -0.005}
 
@@ -103,8 +103,8 @@ def test_config_refuses_nonsense_and_serialises() -> None:
 
 def test_importing_the_exporter_and_its_command_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, exporter, edgeclf.commands.export\n"
-        "exporter.all_formats()\n"
+        "import sys, edgeclf.exporter, edgeclf.commands.export\n"
+        "edgeclf.exporter.all_formats()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'onnx')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -151,7 +151,7 @@ def test_onnx_int8_remedies_cover_the_calibration_methods_per_tensor_more_images
 def test_a_reference_judges_with_the_formats_bounds_unless_overridden() -> None:
     import numpy as np
 
-    from exporter.parity import Reference
+    from edgeclf.exporter.parity import Reference
 
     keras = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], dtype=np.float32)
     labels = np.array([0, 1, 0, 1])

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import SCHEMA_VERSION, Artifact, InputSpec, Manifest, RuntimeCheck, TensorInfo
-from edge_runtime.outcome import Status
+from edgeclf.runtime.errors import ManifestError
+from edgeclf.runtime.manifest import SCHEMA_VERSION, Artifact, InputSpec, Manifest, RuntimeCheck, TensorInfo
+from edgeclf.runtime.outcome import Status
 
 
 def _manifest(**overrides):

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import InputSpec, Manifest, OpenSet
+from edgeclf.runtime.errors import ManifestError
+from edgeclf.runtime.manifest import InputSpec, Manifest, OpenSet
 
 
 def _manifest(**changes) -> Manifest:

@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from edge_runtime.classifier import Classifier
-from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo, run_file
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.errors import ManifestError
+from edgeclf.runtime.manifest import Artifact, InputSpec, Manifest, TensorInfo, run_file
 
 IN = TensorInfo("images", "uint8", (1, 8, 8, 3))
 OUT = TensorInfo("scores", "float32", (1, 1))

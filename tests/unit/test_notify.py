@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from edge_runtime.notify import Notifier
+from edgeclf.runtime.notify import Notifier
 
 
 @pytest.fixture(params=["path", "abstract"])

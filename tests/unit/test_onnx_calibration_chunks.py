@@ -7,12 +7,12 @@ import pytest
 
 
 def _onnx():
-    # Register the built-in formats in their order first: importing exporter.onnx alone would
+    # Register the built-in formats in their order first: importing edgeclf.exporter.onnx alone would
     # register the ONNX formats ahead of the TFLite ones.
-    from exporter import all_formats
+    from edgeclf.exporter import all_formats
 
     all_formats()
-    from exporter import onnx
+    from edgeclf.exporter import onnx
 
     return onnx
 

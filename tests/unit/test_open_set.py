@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.open_set import accepted, calibrated, fit_temperature, logits, pick_threshold
+from edgeclf.runtime.open_set import accepted, calibrated, fit_temperature, logits, pick_threshold
 
 
 def test_sigmoid_scores_round_trip_through_logits_at_temperature_one():
@@ -64,8 +64,8 @@ def test_float32_confidences_are_compared_at_full_precision():
 
 
 def test_threshold_option_reads_a_probability_or_auto():
-    from edge_runtime.errors import ConfigError
     from edgeclf.commands.runtime import parse_threshold
+    from edgeclf.runtime.errors import ConfigError
 
     assert parse_threshold("auto") == (0.0, True)
     assert parse_threshold("AUTO ") == (0.0, True)

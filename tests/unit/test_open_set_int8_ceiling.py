@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, OpenSet, TensorInfo
-from edge_runtime.open_set import accepted, calibrated
-from exporter.open_set_fit import unreachable_labels, unreachable_warning
+from edgeclf.exporter.open_set_fit import unreachable_labels, unreachable_warning
+from edgeclf.runtime.manifest import Artifact, InputSpec, Manifest, OpenSet, TensorInfo
+from edgeclf.runtime.open_set import accepted, calibrated
 
 # The cats-vs-dogs model of docs/runtime.md: temperature and threshold fitted at export.
 TEMPERATURE, HIGH_THRESHOLD = 0.942177, 0.997982

@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import Artifact, InputSpec, Manifest, OpenSet, TensorInfo
-from edge_runtime.open_set import accepted, calibrated
-from exporter.open_set_fit import extreme_scores, fit_on_scores, unreachable_labels
+from edgeclf.exporter.open_set_fit import extreme_scores, fit_on_scores, unreachable_labels
+from edgeclf.runtime.errors import ManifestError
+from edgeclf.runtime.manifest import Artifact, InputSpec, Manifest, OpenSet, TensorInfo
+from edgeclf.runtime.open_set import accepted, calibrated
 
 UINT8_SIGMOID = TensorInfo("Identity", "uint8", (1, 1), scale=1 / 256, zero_point=0)  # TFLite's int8 sigmoid
 TARGET = 0.05

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.manifest import Artifact, TensorInfo
+from edgeclf.runtime.manifest import Artifact, TensorInfo
 
 PI_DIR = Path(__file__).resolve().parents[2] / "pi"
 
@@ -244,7 +244,7 @@ def test_launcher_names_the_core_and_makes_itself_sys_executable(tmp_path, monke
 
 
 def test_a_run_without_exported_models_is_one_error_line_from_main_not_a_system_exit(tmp_path, capsys):
-    from edge_runtime.manifest import InputSpec, Manifest
+    from edgeclf.runtime.manifest import InputSpec, Manifest
 
     Manifest(("cars", "bikes"), InputSpec(8, 8), "softmax", "test").save(tmp_path)
     assert check.main(["--run", str(tmp_path), "--images", str(tmp_path), "--tests"]) == 1

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge_runtime.dataset import Sample, list_images, load_samples
-from edge_runtime.errors import EdgeclfError, ImageDecodeError, InputShapeError
-from edge_runtime.manifest import InputSpec
-from edge_runtime.preprocess import DRAFT_OVERSAMPLING, FRAME_ORDERS, IMAGE_SUFFIXES, load_image, preprocess
+from edgeclf.runtime.dataset import Sample, list_images, load_samples
+from edgeclf.runtime.errors import EdgeclfError, ImageDecodeError, InputShapeError
+from edgeclf.runtime.manifest import InputSpec
+from edgeclf.runtime.preprocess import DRAFT_OVERSAMPLING, FRAME_ORDERS, IMAGE_SUFFIXES, load_image, preprocess
 
 if __name__ == "__main__":  # run as a script: make `helpers` importable as pytest does (tests/conftest.py)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

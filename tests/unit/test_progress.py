@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from edge_runtime import progress
-from edge_runtime.progress import progress_mode, track
+from edgeclf.runtime import progress
+from edgeclf.runtime.progress import progress_mode, track
 
 
 class _Tty(io.StringIO):

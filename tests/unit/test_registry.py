@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from edge_runtime.errors import ConfigError, EdgeclfError, UnknownNameError
-from edge_runtime.registry import Registry
+from edgeclf.runtime.errors import ConfigError, EdgeclfError, UnknownNameError
+from edgeclf.runtime.registry import Registry
 
 
 def test_lookup_returns_what_was_registered_in_registration_order() -> None:
@@ -52,10 +52,10 @@ def test_the_loader_runs_once_before_the_first_lookup() -> None:
 @pytest.mark.parametrize(
     ("module", "attribute", "kind", "member"),
     [
-        ("edge_runtime.backends", "BACKENDS", "backend", "onnxruntime"),
-        ("exporter.formats", "FORMATS", "export format", "tflite-int8"),
-        ("exporter.context", "TARGETS", "target", "tflite-runtime"),
-        ("trainer.presets", "PRESETS", "preset", "default"),
+        ("edgeclf.runtime.backends", "BACKENDS", "backend", "onnxruntime"),
+        ("edgeclf.exporter.formats", "FORMATS", "export format", "tflite-int8"),
+        ("edgeclf.exporter.context", "TARGETS", "target", "tflite-runtime"),
+        ("edgeclf.trainer.presets", "PRESETS", "preset", "default"),
     ],
 )
 def test_presets_formats_backends_and_targets_are_registries(module, attribute, kind, member) -> None:
@@ -68,7 +68,7 @@ def test_presets_formats_backends_and_targets_are_registries(module, attribute, 
 
 def test_the_export_format_registry_loads_without_tensorflow() -> None:
     code = (
-        "import sys; from exporter.formats import format_names; print(len(format_names())); "
+        "import sys; from edgeclf.exporter.formats import format_names; print(len(format_names())); "
         "print(any(m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from edge_runtime.embedded import append_tflite_metadata, read_embedded_manifest
-from edge_runtime.errors import EdgeclfError, ManifestError
-from edge_runtime.manifest import RESIZE_MODES, InputSpec, Manifest
-from edge_runtime.preprocess import LETTERBOX_FILL, centre_crop_box, letterbox_size, preprocess
+from edgeclf.runtime.embedded import append_tflite_metadata, read_embedded_manifest
+from edgeclf.runtime.errors import EdgeclfError, ManifestError
+from edgeclf.runtime.manifest import RESIZE_MODES, InputSpec, Manifest
+from edgeclf.runtime.preprocess import LETTERBOX_FILL, centre_crop_box, letterbox_size, preprocess
 
 RED, GREEN = (255, 0, 0), (0, 255, 0)
 SIDE = 32
@@ -189,8 +189,8 @@ def test_the_embedded_metadata_carries_the_resize_mode(tmp_path, mode):
 
 
 def test_train_config_takes_the_preset_default_unless_given():
-    from trainer.presets import PRESETS
-    from trainer.train import TrainConfig
+    from edgeclf.trainer.presets import PRESETS
+    from edgeclf.trainer.train import TrainConfig
 
     preset = PRESETS["lite0"]
     assert TrainConfig(data="d", preset="lite0").resolved(preset).resize == preset.resize
@@ -200,7 +200,7 @@ def test_train_config_takes_the_preset_default_unless_given():
 
 
 def test_every_preset_default_is_a_known_mode_and_reaches_its_input_spec():
-    from trainer.presets import PRESETS
+    from edgeclf.trainer.presets import PRESETS
 
     for preset in PRESETS.values():
         assert preset.resize in RESIZE_MODES

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.runlock import RunBusyError, run_lock
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.runlock import RunBusyError, run_lock
 
 REPO = Path(__file__).resolve().parents[2]
 
 HOLD = (
     "import sys, time\n"
-    "from edge_runtime.runlock import run_lock\n"
+    "from edgeclf.runtime.runlock import run_lock\n"
     "with run_lock(sys.argv[1], 'export'):\n"
     "    print('held', flush=True)\n"
     "    time.sleep(60)\n"

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from edge_runtime.backends import BACKENDS, backend_for, get_backend
-from edge_runtime.backends.tflite import TFLiteBackend
-from edge_runtime.classifier import compatibility_problem
-from edge_runtime.errors import BackendUnavailableError, EdgeclfError, InputShapeError, ModelLoadError
-from edge_runtime.manifest import Manifest
+from edgeclf.runtime.backends import BACKENDS, backend_for, get_backend
+from edgeclf.runtime.backends.tflite import TFLiteBackend
+from edgeclf.runtime.classifier import compatibility_problem
+from edgeclf.runtime.errors import BackendUnavailableError, EdgeclfError, InputShapeError, ModelLoadError
+from edgeclf.runtime.manifest import Manifest
 
 
 def test_registry_names_and_suffixes():

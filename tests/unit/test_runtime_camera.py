@@ -20,7 +20,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV (opencv-python-headless, the camera extra) is not installed")
 
-from edge_runtime.camera import (  # noqa: E402
+from edgeclf.runtime.camera import (  # noqa: E402
     CameraOptions,
     FrameSource,
     OpenCVSource,
@@ -28,10 +28,10 @@ from edge_runtime.camera import (  # noqa: E402
     run_camera,
     source_factory,
 )
-from edge_runtime.classifier import Classifier, ClassifierOptions  # noqa: E402
-from edge_runtime.errors import CameraError  # noqa: E402
-from edge_runtime.manifest import Manifest  # noqa: E402
-from edge_runtime.preprocess import load_image  # noqa: E402
+from edgeclf.runtime.classifier import Classifier, ClassifierOptions  # noqa: E402
+from edgeclf.runtime.errors import CameraError  # noqa: E402
+from edgeclf.runtime.manifest import Manifest  # noqa: E402
+from edgeclf.runtime.preprocess import load_image  # noqa: E402
 
 SIZE = (64, 48)
 

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge_runtime.backends import BackendUnavailableError, backend_for, default_threads
-from edge_runtime.classifier import Classifier, compatibility_problem
-from edge_runtime.dataset import Sample, list_images, load_samples
-from edge_runtime.embedded import strip_tflite_metadata
-from edge_runtime.errors import ManifestError, ModelLoadError
-from edge_runtime.manifest import InputSpec, Manifest, TensorInfo
-from edge_runtime.preprocess import load_image
+from edgeclf.runtime.backends import BackendUnavailableError, backend_for, default_threads
+from edgeclf.runtime.classifier import Classifier, compatibility_problem
+from edgeclf.runtime.dataset import Sample, list_images, load_samples
+from edgeclf.runtime.embedded import strip_tflite_metadata
+from edgeclf.runtime.errors import ManifestError, ModelLoadError
+from edgeclf.runtime.manifest import InputSpec, Manifest, TensorInfo
+from edgeclf.runtime.preprocess import load_image
 
 # Largest difference from the fp32 reference each precision may show on the same images.
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "dynamic": 0.05, "int8": 0.05}
@@ -231,7 +231,7 @@ def test_big_jpeg_is_decoded_in_draft_mode_exactly_as_the_trainer_decodes_it(
     with Classifier.from_run(fixture_run, format=one_artifact.format) as clf:
         spec = clf.spec
         runtime = clf.preprocess(big)
-        # what trainer.train() and trainer.evaluate feed the model: edge_runtime.dataset.load_samples
+        # what edgeclf.trainer.train() and edgeclf.trainer.evaluate feed the model: edgeclf.runtime.dataset.load_samples
         trainer = load_samples([Sample(big, 0)], spec).images[0]
         assert np.array_equal(runtime, trainer)
         # the runtime's scores of the file are the scores of the trainer's pixels

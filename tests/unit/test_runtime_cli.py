@@ -18,10 +18,10 @@ pytest.importorskip("typer", reason="the command line needs typer (not installed
 from helpers.fake_backend import IN, OUT, SPEC, make_fake_run
 from typer.testing import CliRunner
 
-from edge_runtime.backends import BACKENDS
-from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import Artifact, Manifest
 from edgeclf.cli import app
+from edgeclf.runtime.backends import BACKENDS
+from edgeclf.runtime.fileio import sha256_file
+from edgeclf.runtime.manifest import Artifact, Manifest
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_model_errors_are_one_line_and_usage_errors_exit_2(fake_run, photos, tmp
 def test_real_models_classify_a_folder(fixture_run):
     manifest = Manifest.load(fixture_run)
     test_dir = Path(manifest.data["root"]) / "test"
-    from edge_runtime.classifier import Classifier
+    from edgeclf.runtime.classifier import Classifier
 
     with Classifier.from_run(fixture_run) as clf:
         fmt = clf.format
@@ -140,7 +140,7 @@ def test_real_models_classify_a_folder(fixture_run):
 
 
 def test_missing_interpreter_is_one_line_naming_what_to_install(tmp_path, monkeypatch, photos):
-    from edge_runtime.backends.tflite import TFLiteBackend
+    from edgeclf.runtime.backends.tflite import TFLiteBackend
 
     for name in ("litert", "tflite-runtime"):  # as on a Pi where neither TFLite interpreter is installed
         absent = dataclasses.replace(BACKENDS[name], module=f"edgeclf_absent_{name.replace('-', '_')}.interpreter")

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from edge_runtime.embedded import (
+from edgeclf.runtime.embedded import (
     EMBEDDED_FILE,
     EMBEDDED_KEY,
     append_tflite_metadata,
@@ -16,8 +16,8 @@ from edge_runtime.embedded import (
     read_onnx_payload,
     read_tflite_payload,
 )
-from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import InputSpec, Manifest
+from edgeclf.runtime.errors import ManifestError
+from edgeclf.runtime.manifest import InputSpec, Manifest
 
 MANIFEST = Manifest(
     labels=("cars", "elephants"), input=InputSpec(32, 40), output_activation="sigmoid", preset="default"

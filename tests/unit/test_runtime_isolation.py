@@ -13,21 +13,22 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("tensorflow", "keras", "tf_keras", "tensorboard")
-# edge_runtime itself must not reach into the other stages either (the CLI may, lazily and lightly).
-FORBIDDEN = (*HEAVY, "trainer", "exporter")
+# edgeclf.runtime itself must not reach into the other stages either (the CLI may, lazily and lightly).
+FORBIDDEN = (*HEAVY, "edgeclf.trainer", "edgeclf.exporter")
 
 _SCRIPT = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    import edge_runtime, edge_runtime.backends, edge_runtime.classifier, edge_runtime.camera, edge_runtime.embedded
+    import edgeclf.runtime, edgeclf.runtime.backends, edgeclf.runtime.classifier
+    import edgeclf.runtime.camera, edgeclf.runtime.embedded
     run = sys.argv[1] if len(sys.argv) > 1 else None
     used = []
     if run:
-        from edge_runtime.classifier import Classifier, compatibility_problem
-        from edge_runtime.backends import backend_for
-        from edge_runtime.errors import BackendUnavailableError
-        from edge_runtime.manifest import Manifest
+        from edgeclf.runtime.classifier import Classifier, compatibility_problem
+        from edgeclf.runtime.backends import backend_for
+        from edgeclf.runtime.errors import BackendUnavailableError
+        from edgeclf.runtime.manifest import Manifest
         manifest = Manifest.load(run)
         image = sorted((Path(manifest.data["root"]) / "test").rglob("*.jpg"))[0]
         for artifact in manifest.artifacts:
@@ -40,7 +41,7 @@ _SCRIPT = textwrap.dedent(
             with Classifier.from_run(run, format=artifact.format) as clf:
                 clf.classify(image)
             used.append(artifact.format)
-    runtime_roots = sorted({name.split(".")[0] for name in sys.modules})
+    runtime_roots = sorted({".".join(n.split(".")[: 2 if n.startswith("edgeclf.") else 1]) for n in sys.modules})
     if run:
         try:  # the whole command line too, when typer is installed
             from edgeclf.cli import app
@@ -52,7 +53,7 @@ _SCRIPT = textwrap.dedent(
             except SystemExit as stop:
                 assert stop.code in (0, None), stop.code
             used.append("cli")
-    roots = sorted({name.split(".")[0] for name in sys.modules})
+    roots = sorted({".".join(n.split(".")[: 2 if n.startswith("edgeclf.") else 1]) for n in sys.modules})
     print(json.dumps({"modules": runtime_roots, "cli_modules": roots, "used": used}))
     """
 )

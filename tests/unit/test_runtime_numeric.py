@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from edge_runtime.classifier import dequantize, quantize, to_scores, top_predictions
-from edge_runtime.manifest import TensorInfo
+from edgeclf.runtime.classifier import dequantize, quantize, to_scores, top_predictions
+from edgeclf.runtime.manifest import TensorInfo
 
 
 def _tensor(dtype, scale=None, zero_point=None):

@@ -19,7 +19,7 @@ pytest.importorskip("typer", reason="the command line needs typer")
 from helpers.images import pattern_array, write_jpeg
 from helpers.serve import ServeProcess
 
-from edge_runtime.manifest import Manifest
+from edgeclf.runtime.manifest import Manifest
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -13,7 +13,7 @@ pytest.importorskip("typer", reason="the command line needs typer")
 from helpers.research import research_script
 from helpers.serve import ServeProcess
 
-from edge_runtime.manifest import Manifest
+from edgeclf.runtime.manifest import Manifest
 
 run_load = research_script("serve_load").run_load
 TOKEN = "load-token"

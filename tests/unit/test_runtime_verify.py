@@ -14,12 +14,12 @@ import shutil
 import numpy as np
 import pytest
 
-from edge_runtime.backends import get_backend
-from edge_runtime.classifier import Classifier, ClassifierOptions, compatibility_problem
-from edge_runtime.errors import SelfCheckError
-from edge_runtime.fileio import sha256_file
-from edge_runtime.manifest import Manifest
-from edge_runtime.probes import PROBES_KEY, check_probes, load_probes, verify_model
+from edgeclf.runtime.backends import get_backend
+from edgeclf.runtime.classifier import Classifier, ClassifierOptions, compatibility_problem
+from edgeclf.runtime.errors import SelfCheckError
+from edgeclf.runtime.fileio import sha256_file
+from edgeclf.runtime.manifest import Manifest
+from edgeclf.runtime.probes import PROBES_KEY, check_probes, load_probes, verify_model
 
 TFLITE = [b for b in ("litert", "tflite-runtime") if get_backend(b).available()]
 pytestmark = pytest.mark.skipif(not TFLITE, reason="no TFLite interpreter installed")

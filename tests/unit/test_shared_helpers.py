@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime import metrics
-from edge_runtime.child import CHECKOUT, child_env
-from edge_runtime.errors import first_line
-from edge_runtime.fileio import atomic_path
+from edgeclf.runtime import metrics
+from edgeclf.runtime.child import CHECKOUT, child_env
+from edgeclf.runtime.errors import first_line
+from edgeclf.runtime.fileio import atomic_path
 
 
 def test_first_line_skips_blank_lines_and_falls_back_to_the_type_name():
@@ -59,11 +59,11 @@ def test_child_env_puts_this_checkout_first_and_keeps_the_rest():
 
 
 def test_a_child_python_imports_this_checkout(tmp_path: Path):
-    code = "import json, edge_runtime; print(json.dumps(edge_runtime.__file__))"
+    code = "import json, edgeclf.runtime; print(json.dumps(edgeclf.runtime.__file__))"
     env = child_env({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert Path(json.loads(done.stdout)).resolve() == CHECKOUT / "edge_runtime" / "__init__.py"
+    assert Path(json.loads(done.stdout)).resolve() == CHECKOUT / "edgeclf" / "runtime" / "__init__.py"
 
 
 def test_to_scores_turns_a_clipped_sigmoid_into_two_columns():

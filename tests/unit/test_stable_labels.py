@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.stable import LabelStabilizer, StableOptions
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.stable import LabelStabilizer, StableOptions
 
 LABELS = ("cat", "dog")
 

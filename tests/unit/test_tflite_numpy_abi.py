@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from edge_runtime.backends.tflite import TFLiteBackend
-from edge_runtime.errors import BackendUnavailableError
+from edgeclf.runtime.backends.tflite import TFLiteBackend
+from edgeclf.runtime.errors import BackendUnavailableError
 
 INTERPRETER = """
 import sys

@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from edge_runtime.errors import BackendUnavailableError
-from trainer import efficientnet_lite as lite
-from trainer.torch_weights import MAGIC_NUMBER, PROTOCOL_VERSION, WeightsFileError, file_sha256, read_state_dict
+from edgeclf.runtime.errors import BackendUnavailableError
+from edgeclf.trainer import efficientnet_lite as lite
+from edgeclf.trainer.torch_weights import MAGIC_NUMBER, PROTOCOL_VERSION, WeightsFileError, file_sha256, read_state_dict
 
 # EfficientNet-Lite0 as published: stem 3×3 s2 32; (expand, kernel, stride, out, repeats) per stage;
 # head 1×1 1280; ImageNet classifier 1000. Written out here independently of the builder's table.

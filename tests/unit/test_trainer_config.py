@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_runtime.errors import EdgeclfError
-from trainer.evaluate import (
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.trainer.evaluate import (
     ClassScores,
     EvaluationReport,
     Misclassified,
@@ -17,8 +17,8 @@ from trainer.evaluate import (
     per_class_scores,
     probabilities,
 )
-from trainer.history import best_index
-from trainer.train import TrainConfig
+from edgeclf.trainer.history import best_index
+from edgeclf.trainer.train import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +119,7 @@ def test_commands_without_tensorflow_name_the_extra_in_one_line(monkeypatch, tmp
 
 
 def test_default_run_folder_is_named_after_the_preset_and_never_reused(tmp_path):
-    from trainer.rundir import new_run_dir
+    from edgeclf.trainer.rundir import new_run_dir
 
     config = TrainConfig(data="d", preset="seed", runs_dir=str(tmp_path))
     first = new_run_dir(config)
@@ -131,8 +131,8 @@ def test_default_run_folder_is_named_after_the_preset_and_never_reused(tmp_path)
 
 
 def test_latest_link_follows_the_newest_finished_run_and_only_inside_runs_dir(tmp_path):
-    from trainer.rundir import update_latest
-    from trainer.runlog import RunLog
+    from edgeclf.trainer.rundir import update_latest
+    from edgeclf.trainer.runlog import RunLog
 
     runs = tmp_path / "runs"
     (runs / "a").mkdir(parents=True)
@@ -150,7 +150,7 @@ def test_latest_link_follows_the_newest_finished_run_and_only_inside_runs_dir(tm
 
 
 def test_resolved_config_holds_plain_numbers_and_serialises_like_the_given_one():
-    from trainer.config import ResolvedConfig
+    from edgeclf.trainer.config import ResolvedConfig
 
     given = TrainConfig(data="d", epochs=3)
     config = given.resolved(_Recipe())
@@ -171,19 +171,19 @@ def test_resolved_config_holds_plain_numbers_and_serialises_like_the_given_one()
     ],
 )
 def test_a_bad_recipe_value_is_a_config_error_naming_the_known_values(make, message):
-    from edge_runtime.errors import ConfigError
+    from edgeclf.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         make()
 
 
 def _preset_with(**changes):
-    from trainer.presets import get_preset
+    from edgeclf.trainer.presets import get_preset
 
     return dataclasses.replace(get_preset("dsnet"), **changes)
 
 
 def _augment_with(**values):
-    from trainer.augment import AugmentSpec
+    from edgeclf.trainer.augment import AugmentSpec
 
     return AugmentSpec(**values)

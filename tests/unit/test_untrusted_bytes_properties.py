@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from edge_runtime.embedded import append_tflite_metadata, read_onnx_payload, read_tflite_payload
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.manifest import RESIZE_MODES, Artifact, InputSpec, Manifest, TensorInfo
-from edge_runtime.preprocess import preprocess
+from edgeclf.runtime.embedded import append_tflite_metadata, read_onnx_payload, read_tflite_payload
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.manifest import RESIZE_MODES, Artifact, InputSpec, Manifest, TensorInfo
+from edgeclf.runtime.preprocess import preprocess
 
 # Modest example counts: the fast suite stays fast (a few seconds per property).
 FAST = settings(

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from edge_runtime.errors import EdgeclfError
-from edge_runtime.webhook import Webhook
+from edgeclf.runtime.errors import EdgeclfError
+from edgeclf.runtime.webhook import Webhook
 
 
 class Receiver:

@@ -44,7 +44,6 @@ from edgeclf.exporter.formats import (
     register_format,
 )
 from edgeclf.exporter.parity import Reference
-from edgeclf.exporter.tflite_metadata import add_standard_metadata
 from edgeclf.runtime.child import child_env
 from edgeclf.runtime.embedded import append_tflite_metadata
 from edgeclf.runtime.errors import ExportError, first_line
@@ -253,6 +252,14 @@ def _int8_with_float_ends(ctx: ConversionContext, fmt: ExportFormat) -> tuple[by
     return data, details
 
 
+def _standard_metadata(data: bytes, ctx: ConversionContext) -> tuple[bytes, dict[str, bytes]]:
+    """The standard TFLite metadata added to ``data`` (imported here: ``edgeclf --help`` lists the
+    formats by importing this module, and a Pi without ``flatbuffers`` must still run the CLI)."""
+    from edgeclf.exporter.tflite_metadata import add_standard_metadata
+
+    return add_standard_metadata(data, ctx.manifest)
+
+
 def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
     """Convert the Keras model to ``fmt`` and embed the manifest; return the file's bytes."""
     import tensorflow as tf
@@ -266,7 +273,7 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
         except Exception as error:  # ai-edge-quantizer raises many types; report its first line
             raise ExportError(f"{fmt.name}: ai-edge-quantizer failed ({first_line(error)})") from error
         batch = "dynamic" if ctx.batch_size is None else ctx.batch_size
-        data, files = add_standard_metadata(data, ctx.manifest)
+        data, files = _standard_metadata(data, ctx)
         return Converted(append_tflite_metadata(data, ctx.embedded_payload(), files), {"batch": batch, **details})
     converter = tf.lite.TFLiteConverter.from_concrete_functions([ctx.frozen_function])
     details: dict[str, Any] = {"batch": "dynamic" if ctx.batch_size is None else ctx.batch_size}
@@ -290,7 +297,7 @@ def convert_tflite(ctx: ConversionContext, fmt: ExportFormat) -> Converted:
         raise ExportError(f"{fmt.name}: TFLite conversion failed ({first_line(error)})") from error
     # The standard metadata (for MediaPipe and the Task Library) first, then one appended archive
     # holding its labels file and our payload; parity is judged on these final bytes.
-    data, files = add_standard_metadata(data, ctx.manifest)
+    data, files = _standard_metadata(data, ctx)
     return Converted(append_tflite_metadata(data, ctx.embedded_payload(), files), details)
 
 

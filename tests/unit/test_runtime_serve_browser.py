@@ -64,6 +64,19 @@ def _wait_text(driver, element_id, accept, timeout=30.0):
     raise AssertionError(f"#{element_id} still shows {text!r} after {timeout} s")
 
 
+def _wait_frame_width(driver, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    width = 0
+    while time.monotonic() < deadline:
+        width = driver.execute_script(
+            "const f = document.getElementById('frame'); return f.complete ? f.naturalWidth : 0"
+        )
+        if width:
+            return width
+        time.sleep(0.05)
+    return width
+
+
 def test_the_live_page_shows_the_frame_and_the_label_changes_with_the_picture(serve_run, browser, tmp_path):
     (label_a, frame_a), (label_b, frame_b) = two_labelled_frames(serve_run)
     video = write_video(tmp_path / "scene.avi", ([frame_a] * 40 + [frame_b] * 40) * 3, fps=20)
@@ -74,8 +87,9 @@ def test_the_live_page_shows_the_frame_and_the_label_changes_with_the_picture(se
         other = label_b if first == label_a else label_a
         _wait_text(browser, "label", lambda t: t == other)
         _wait_text(browser, "fps", lambda t: t.endswith("fps") and float(t.split()[0]) > 0)
-        width = browser.execute_script("return document.getElementById('frame').naturalWidth")
-        assert width == 320  # the frame itself is shown, not a broken image
+        # The page reloads the frame every ~100 ms and a loading <img> reports naturalWidth 0, so
+        # wait for a loaded one: a broken image never reaches 320.
+        assert _wait_frame_width(browser) == 320  # the frame itself is shown, not a broken image
         changes = browser.find_elements(By.CSS_SELECTOR, "#changes li")
         assert changes and other in changes[0].text  # the newest change is listed first
         shot = tmp_path / "live-page.png"

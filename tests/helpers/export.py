@@ -68,3 +68,20 @@ def make_dense_run(tiny_run: Path, target: Path, *, hidden: int | None = 32) -> 
     model.fit(train.images, train.labels, epochs=3, batch_size=8, verbose=0)
     model.save(run / "model.keras")
     return run
+
+
+def write_other_kind_photos(folder: Path, count: int, size: tuple[int, int], seed: int) -> Path:
+    """``count`` photos of other kinds (neither cars nor elephants) into ``folder``: noise and colour ramps."""
+    import numpy as np
+    from PIL import Image
+
+    height, width = size
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        if i % 2:
+            pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        else:
+            ramp = np.linspace(0, 255, width, dtype=np.float32)
+            pixels = np.stack([np.tile(ramp, (height, 1)) * w for w in rng.random(3)], axis=-1).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"other_{i:02d}.png")
+    return folder

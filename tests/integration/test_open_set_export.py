@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.export import copy_run
-from PIL import Image
+from helpers.export import copy_run, write_other_kind_photos
 from typer.testing import CliRunner
 
 from edgeclf.exporter import ExportConfig, export_run
@@ -28,16 +26,7 @@ TARGET = 0.25
 @pytest.fixture(scope="module")
 def others(tmp_path_factory) -> Path:
     """Photos of other kinds: smooth colour gradients and noise, neither cars nor elephants."""
-    folder = tmp_path_factory.mktemp("others")
-    rng = np.random.default_rng(3)
-    for i in range(24):
-        if i % 2:
-            pixels = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        else:
-            ramp = np.linspace(0, 255, 64, dtype=np.float32)
-            pixels = np.stack([np.tile(ramp, (48, 1)) * w for w in rng.random(3)], axis=-1).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"other_{i:02d}.png")
-    return folder
+    return write_other_kind_photos(tmp_path_factory.mktemp("others"), 24, (48, 64), seed=3)
 
 
 @pytest.fixture(scope="module")

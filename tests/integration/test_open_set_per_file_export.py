@@ -10,8 +10,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.export import copy_run
-from PIL import Image
+from helpers.export import copy_run, write_other_kind_photos
 
 from edgeclf.exporter import ExportConfig, export_run
 from edgeclf.exporter.open_set_fit import unreachable_labels
@@ -27,16 +26,7 @@ TARGET = 0.25
 @pytest.fixture(scope="module")
 def others(tmp_path_factory) -> Path:
     """Photos of other kinds: noise and colour gradients."""
-    folder = tmp_path_factory.mktemp("others-per-file")
-    rng = np.random.default_rng(11)
-    for i in range(20):
-        if i % 2:
-            pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
-        else:
-            ramp = np.linspace(0, 255, 40, dtype=np.float32)
-            pixels = np.stack([np.tile(ramp, (40, 1)) * w for w in rng.random(3)], axis=-1).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"other_{i:02d}.png")
-    return folder
+    return write_other_kind_photos(tmp_path_factory.mktemp("others-per-file"), 20, (40, 40), seed=11)
 
 
 @pytest.fixture(scope="module")
